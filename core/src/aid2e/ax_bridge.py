@@ -1,0 +1,290 @@
+"""The one module of aid2e that imports Ax (lazily): a small facade over both Ax client APIs.
+
+:class:`AxBridge` wraps the deprecated ``AxClient`` (the seed README's API) and the new
+``ax.Client`` behind the same calls, in aid2e's own terms (plain dicts and
+:class:`~aid2e.types.Measurement`). Nothing else in aid2e touches Ax objects; plugins never do.
+Ax has no locks: the scheduler calls the bridge from one thread only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import Any, Iterator, Mapping
+
+from .errors import ConfigError
+from .types import Measurement
+
+log = logging.getLogger(__name__)
+
+AXCLIENT, CLIENT = "AxClient", "Client"
+
+
+def _quiet_ax() -> None:
+    """Ax's loggers print INFO per trial on their own handlers; keep them to warnings
+    unless the user asked aid2e for DEBUG."""
+    if logging.getLogger("aid2e").getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ax" or name.startswith("ax."):
+            logger = logging.getLogger(name)
+            for handler in logger.handlers:
+                handler.setLevel(max(handler.level, logging.WARNING))
+
+
+@contextlib.contextmanager
+def _warnings_to_debug() -> Iterator[None]:
+    """Model-fitting chatter (jitter, small noise, winsorisation) goes to DEBUG, not the terminal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        log.debug("Ax: %s: %s", warning.category.__name__, warning.message)
+
+
+def _kind_of(obj: Any) -> str | None:
+    from ax.api.client import Client
+    from ax.service.ax_client import AxClient
+
+    if isinstance(obj, AxClient):
+        return AXCLIENT
+    if isinstance(obj, Client):
+        return CLIENT
+    return None
+
+
+class AxBridge:
+    """Uniform access to an ``AxClient`` or ``ax.Client`` and its experiment."""
+
+    def __init__(self, client: Any) -> None:
+        kind = _kind_of(client)
+        if kind is None:
+            raise ConfigError(
+                "AxScheduler needs an ax.Client or ax.service.ax_client.AxClient "
+                f"(or None, then load_experiment), got {type(client).__name__}"
+            )
+        self.client = client
+        self.kind = kind
+        try:
+            self.experiment  # noqa: B018  (raises if no experiment is configured yet)
+        except Exception:
+            raise ConfigError(
+                "the Ax client has no experiment yet: call create_experiment (AxClient) or "
+                "configure_experiment and configure_optimization (ax.Client) first"
+            ) from None
+        if self.experiment.optimization_config is None:
+            raise ConfigError("the Ax experiment has no objective: configure its optimization first")
+        _quiet_ax()
+
+    # ------------------------------------------------------------ what the experiment is
+    @property
+    def experiment(self) -> Any:
+        if self.kind == AXCLIENT:
+            return self.client.experiment
+        return self.client._experiment
+
+    @property
+    def name(self) -> str:
+        return self.experiment.name or "experiment"
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return list(self.experiment.search_space.parameters)
+
+    @property
+    def objective_names(self) -> list[str]:
+        return list(self.experiment.optimization_config.objective.metric_names)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self.experiment.metrics)
+
+    def minimize(self, metric: str) -> bool:
+        """Whether the objective ``metric`` is minimised."""
+        objective = self.experiment.optimization_config.objective
+        for sub_objective in objective._parsed[1]:  # [(metric name, weight), ...] per objective
+            for name, weight in sub_objective:
+                if name == metric:
+                    return weight < 0
+        raise KeyError(metric)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return bool(self.experiment.optimization_config.objective.is_multi_objective)
+
+    def _generation_strategy(self) -> Any:
+        if self.kind == AXCLIENT:
+            return self.client.generation_strategy
+        return self.client._generation_strategy_or_choose()
+
+    def lift_parallelism(self, limit: int) -> None:
+        """Raise Ax's cap on trials in flight per generation node to at least ``limit``
+        (BoTorch nodes cap at 3 by default)."""
+        from ax.generation_strategy.transition_criterion import MaxGenerationParallelism
+
+        for node in self._generation_strategy()._nodes:
+            for criterion in node.pausing_criteria:
+                if isinstance(criterion, MaxGenerationParallelism) and criterion.threshold < limit:
+                    log.debug("raising %s max parallelism %d -> %d", node.name, criterion.threshold, limit)
+                    criterion.threshold = limit
+
+    # ------------------------------------------------------------ trials
+    def next_trials(self, count: int) -> tuple[dict[int, dict[str, Any]], bool]:
+        """Up to ``count`` new RUNNING trials ``{index: parameters}`` and whether Ax is done.
+
+        Fewer (or none) come back while Ax waits for data; that is not an error.
+        """
+        from ax.exceptions.core import DataRequiredError
+        from ax.exceptions.generation_strategy import MaxParallelismReachedException
+
+        try:
+            with _warnings_to_debug():
+                if self.kind == AXCLIENT:
+                    trials, done = self.client.get_next_trials(max_trials=count)
+                else:
+                    trials, done = self.client.get_next_trials(max_trials=count), False
+        except (DataRequiredError, MaxParallelismReachedException) as exc:
+            log.debug("Ax cannot generate now: %s", exc)
+            return {}, False
+        except Exception as exc:
+            from ax.exceptions.core import OptimizationComplete
+
+            if isinstance(exc, OptimizationComplete):
+                return {}, True
+            raise
+        return {int(i): dict(p) for i, p in trials.items()}, bool(done)
+
+    def attach_trial(self, parameters: Mapping[str, Any]) -> int:
+        """Add a trial with given parameters (RUNNING); a bad parameterisation is a ConfigError."""
+        try:
+            self.experiment.search_space.check_membership(dict(parameters), raise_error=True)
+        except Exception as exc:
+            raise ConfigError(f"trial parameters {dict(parameters)!r} are outside the search space: {exc}") from None
+        try:
+            if self.kind == AXCLIENT:
+                _, index = self.client.attach_trial(parameters=dict(parameters))
+            else:
+                index = self.client.attach_trial(parameters=dict(parameters))
+                self.experiment.trials[index].mark_running(no_runner_required=True)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("ax."):
+                raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from None
+            raise
+        return int(index)
+
+    def sync_trial(self, index: int, parameters: Mapping[str, Any], status: str,
+                   metrics: Mapping[str, Measurement], message: str) -> None:
+        """Bring Ax's trial ``index`` up to a newer aid2e record (used when loading saved state
+        whose Ax snapshot is older than its trial records)."""
+        trials = self.experiment.trials
+        if index not in trials:
+            if index != len(trials):
+                raise ConfigError(f"saved state has trial {index} but the Ax snapshot ends at trial {len(trials) - 1}")
+            if self.attach_trial(parameters) != index:
+                raise ConfigError(f"could not restore trial {index} into the Ax experiment")
+        current = trials[index].status.name
+        if current == status == "COMPLETED" and metrics:
+            self._restore_exact_data(index, metrics)
+        if current == status or current != "RUNNING":
+            return
+        if status == "COMPLETED":
+            self.complete(index, metrics)
+        elif status == "FAILED":
+            self.fail(index, message)
+        elif status == "ABANDONED":
+            self.abandon(index, message)
+
+    def _restore_exact_data(self, index: int, metrics: Mapping[str, Measurement]) -> None:
+        """Ax's JSON snapshot keeps 10 significant decimals (pandas ``to_json``); put back the
+        exact values aid2e recorded for trial ``index``."""
+        from ax.core.data import Data
+
+        df = self.experiment.lookup_data(trial_indices=[index]).df.copy()
+        if df.empty:
+            return
+        for row, name in zip(df.index, df["metric_name"]):
+            if name in metrics:
+                df.loc[row, "mean"] = metrics[name].mean
+                df.loc[row, "sem"] = float("nan") if metrics[name].sem is None else metrics[name].sem
+        self.experiment.attach_data(Data(df=df))
+
+    def parameters_of(self, index: int) -> dict[str, Any]:
+        return dict(self.experiment.trials[index].arm.parameters)
+
+    def complete(self, index: int, metrics: Mapping[str, Measurement]) -> None:
+        raw = {name: (m.mean, m.sem) for name, m in metrics.items()}
+        self.client.complete_trial(trial_index=index, raw_data=raw)
+
+    def fail(self, index: int, reason: str) -> None:
+        trial = self.experiment.trials[index]
+        trial.update_run_metadata({"aid2e_failure": reason})
+        trial.mark_failed(reason=reason)
+
+    def abandon(self, index: int, reason: str) -> None:
+        self.experiment.trials[index].mark_abandoned(reason=reason)
+
+    def trial_status(self, index: int) -> str:
+        return self.experiment.trials[index].status.name
+
+    def status_reason(self, index: int) -> str | None:
+        return self.experiment.trials[index].status_reason
+
+    def observed(self) -> dict[int, dict[str, float]]:
+        """Observed means per trial: ``{index: {metric: mean}}``."""
+        df = self.experiment.lookup_data().df
+        out: dict[int, dict[str, float]] = {}
+        for row in df.itertuples():
+            out.setdefault(int(row.trial_index), {})[row.metric_name] = float(row.mean)
+        return out
+
+    # ------------------------------------------------------------ answers
+    def best(self) -> dict[str, Any] | None:
+        """Best observed parameters (single objective), or None if nothing completed."""
+        if not self._any_completed():
+            return None
+        with _warnings_to_debug():
+            if self.kind == AXCLIENT:
+                found = self.client.get_best_parameters(use_model_predictions=False)
+                return None if found is None else dict(found[0])
+            params, _prediction, _index, _arm = self.client.get_best_parameterization(
+                use_model_predictions=False
+            )
+        return dict(params)
+
+    def pareto(self) -> dict[int, dict[str, Any]]:
+        """Pareto-optimal observed trials ``{index: parameters}`` (several objectives)."""
+        if not self._any_completed():
+            return {}
+        with _warnings_to_debug():
+            if self.kind == AXCLIENT:
+                found = self.client.get_pareto_optimal_parameters(use_model_predictions=False)
+                return {int(i): dict(v[0]) for i, v in found.items()}
+            frontier = self.client.get_pareto_frontier(use_model_predictions=False)
+        return {int(idx): dict(params) for params, _o, idx, _arm in frontier}
+
+    def _any_completed(self) -> bool:
+        return any(t.status.is_completed for t in self.experiment.trials.values())
+
+    # ------------------------------------------------------------ persistence
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of the client (experiment + generation strategy)."""
+        if self.kind == AXCLIENT:
+            return {"api": AXCLIENT, "snapshot": self.client.to_json_snapshot()}
+        return {"api": CLIENT, "snapshot": self.client._to_json_snapshot()}
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping[str, Any]) -> "AxBridge":
+        api = data.get("api")
+        if api == AXCLIENT:
+            from ax.service.ax_client import AxClient
+
+            return cls(AxClient.from_json_snapshot(data["snapshot"]))
+        if api == CLIENT:
+            from ax.api.client import Client
+
+            return cls(Client._from_json_snapshot(data["snapshot"]))
+        raise ConfigError(f"not an aid2e experiment file (unknown Ax API {api!r})")
+

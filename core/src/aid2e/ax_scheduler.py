@@ -1,0 +1,536 @@
+"""``AxScheduler``: asks Ax for trials and keeps the runner's every slot busy until done.
+
+The loop, in one thread (Ax has no locks): ask Ax for as many trials as slots are free, submit
+each as a job, wait until the runner says some job may have ended (no fixed sleeps), report
+every ended job to Ax (COMPLETED with its metrics, or FAILED with its reason), refill, and save
+the state (Ax experiment + every trial's job handle) after each change, atomically, under
+``<job_output_dir>/<experiment name>/experiment.json``. That file is also what
+``save_experiment`` writes and ``load_experiment`` reads.
+
+Only :mod:`aid2e.ax_bridge` touches Ax; this module speaks aid2e's types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+import attrs
+from attrs import define, field
+
+from . import atomic, serialize
+from .config import SchedulerConfig
+from .errors import Aid2eError, ConfigError, FailureRateExceededError, SubmitError
+from .jobs.function import function_job
+from .jobs.script import script_job
+from .plugins import get_plugin_manager
+from .storage.filestore import FileStore
+from .types import JobHandle, JobRequest, JobResult, JobState, Measurement, Resources
+
+if TYPE_CHECKING:
+    from .ax_bridge import AxBridge
+    from .backend import Backend
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "aid2e-experiment"
+STATE_VERSION = 1
+STATE_KEY = "experiment"
+TRIALS_KEY = "trials"
+MIN_FINISHED_FOR_RATE = 5
+
+
+@define(kw_only=True)
+class TrialRecord:
+    """aid2e's own record of one trial: where its job is and how it ended."""
+
+    index: int
+    parameters: dict[str, Any]
+    status: str = "RUNNING"  # RUNNING | COMPLETED | FAILED | ABANDONED
+    handle: JobHandle | None = None
+    message: str = ""
+    metrics: dict[str, Measurement] = field(factory=dict)
+    started_at: float = field(factory=time.time)
+    ended_at: float | None = None
+
+
+class Batch:
+    """Trials added inside ``batch_trial_context()``; they run in parallel on exit."""
+
+    def __init__(self, scheduler: "AxScheduler") -> None:
+        self._scheduler = scheduler
+        self.trial_indices: list[int] = []
+
+    def add_trial(self, parameters: Mapping[str, Any]) -> int:
+        """Add a trial with these parameters (checked against the search space now)."""
+        if not isinstance(parameters, Mapping):
+            raise ConfigError(f"add_trial needs a dict of parameters, got {type(parameters).__name__}")
+        index = self._scheduler._bridge_or_error().attach_trial(parameters)
+        self.trial_indices.append(index)
+        return index
+
+    @property
+    def results(self) -> dict[int, TrialRecord]:
+        """Each batch trial's record (after the context exits)."""
+        return {i: self._scheduler.trials[i] for i in self.trial_indices}
+
+
+class AxScheduler:
+    """Runs an Ax experiment's trials on a runner (any aid2e backend).
+
+    ``AxScheduler(ax_client, runner, config=None)`` where ``ax_client`` is an ``ax.Client``,
+    an ``AxClient`` (deprecated by Ax) or ``None`` (then call :meth:`load_experiment`).
+    """
+
+    def __init__(self, ax_client: Any, runner: "Backend", config: Mapping[str, Any] | None = None) -> None:
+        for method in ("submit", "poll", "result", "cancel"):
+            if not callable(getattr(runner, method, None)):
+                raise ConfigError(
+                    f"runner must be an aid2e backend (e.g. JobLibRunner(n_jobs=4)), got {type(runner).__name__}"
+                )
+        self.runner = runner
+        self.config = SchedulerConfig.from_mapping(config)
+        self._bridge: AxBridge | None = None
+        if ax_client is not None:
+            from .ax_bridge import AxBridge
+
+            self._bridge = AxBridge(ax_client)
+        self._objective: Callable[[], Any] | None = None
+        self.trials: dict[int, TrialRecord] = {}
+        self._running: dict[int, JobHandle] = {}
+        self._canceled_by_us: set[int] = set()
+        self._started = False
+        self._progress: Any = None
+        self._last_snapshot = float("-inf")
+
+    # ------------------------------------------------------------ the experiment
+    @property
+    def experiment(self) -> Any:
+        """The Ax experiment."""
+        return self._bridge_or_error().experiment
+
+    @property
+    def ax_client(self) -> Any:
+        """The Ax client (``AxClient`` or ``ax.Client``) this scheduler drives."""
+        return self._bridge_or_error().client
+
+    def _bridge_or_error(self) -> "AxBridge":
+        if self._bridge is None:
+            raise ConfigError("no Ax experiment: pass an Ax client to AxScheduler or call load_experiment(path)")
+        return self._bridge
+
+    @property
+    def experiment_dir(self) -> Path:
+        """``<job_output_dir>/<experiment name>/``: trial directories and the saved state."""
+        return Path(self.config.job_output_dir).resolve() / self._bridge_or_error().name
+
+    def trial_dir(self, index: int) -> Path:
+        return self.experiment_dir / f"trial_{index}"
+
+    # ------------------------------------------------------------ objectives
+    def set_objective_function(self, function: Callable[..., Any]) -> None:
+        """Evaluate trials with ``function`` (``fn(**parameters)`` or ``fn(parameterization)``,
+        see :mod:`aid2e.jobs.function`), returning ``{metric: value or (mean, sem)}``."""
+        if not callable(function):
+            raise ConfigError(f"set_objective_function needs a callable, got {type(function).__name__}")
+        self._objective = lambda: function_job(function, self._bridge_or_error().parameter_names)
+
+    def set_script_objective(self, script_path: str, args: tuple[str, ...] = ()) -> None:
+        """Evaluate trials by running a script (contract in :mod:`aid2e.jobs.script`)."""
+        spec = script_job(script_path, tuple(args))
+        self._objective = lambda: spec
+
+    def set_container_objective(self, container_image: str, container_command: Any, **options: Any) -> None:
+        """Evaluate trials by running ``container_command`` in ``container_image``
+        (needs the aid2e-containers plugin)."""
+        kind = get_plugin_manager().job_kind("container")
+        try:
+            spec = kind.spec_type(image=container_image, command=container_command, **options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad container objective: {exc}") from None
+        self._objective = lambda: spec
+
+    def _job_spec(self) -> Any:
+        if self._objective is None:
+            raise ConfigError(
+                "no objective: call set_objective_function, set_script_objective or "
+                "set_container_objective before running trials"
+            )
+        return self._objective()
+
+    # ------------------------------------------------------------ running
+    @property
+    def capacity(self) -> int:
+        """Trials kept in flight."""
+        if self.config.synchronous:
+            return 1
+        if self.config.max_parallel_trials is not None:
+            return self.config.max_parallel_trials
+        return max(1, int(getattr(self.runner, "capacity", 1)))
+
+    def run_optimization(self, max_trials: int) -> Any:
+        """Launch ``max_trials`` new trials, keeping ``capacity`` in flight, and return the best
+        parameters (one objective) or the Pareto-optimal ``{trial index: parameters}`` (several).
+
+        Raises :class:`FailureRateExceededError` (after the trials in flight end) when more than
+        ``tolerated_failure_rate`` of them failed.
+        """
+        if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
+            raise ConfigError(f"max_trials must be a non-negative integer, got {max_trials!r}")
+        bridge = self._bridge_or_error()
+        job = self._job_spec()
+        capacity = self.capacity
+        bridge.lift_parallelism(capacity)
+        self._start_runner()
+        self._progress = self._make_progress(max_trials)
+        launched = 0
+        ax_done = False
+        try:
+            self._resume_running()
+            self._save_state(full=True)
+            while True:
+                free = capacity - len(self._running)
+                wanted = min(free, max_trials - launched)
+                generated = 0
+                if wanted > 0 and not ax_done and not self._failure_rate_exceeded():
+                    new, ax_done = bridge.next_trials(wanted)
+                    generated = len(new)
+                    for index, parameters in new.items():
+                        self._launch(index, parameters, job)
+                    launched += generated
+                    if generated:
+                        self._save_state()
+                if not self._running:
+                    if launched >= max_trials or ax_done or self._failure_rate_exceeded():
+                        break
+                    if not generated:
+                        raise Aid2eError(
+                            "Ax generated no new trial while none is running; check the generation "
+                            "strategy (e.g. its trial limits) of experiment " + repr(bridge.name)
+                        )
+                    continue
+                if self._collect(self.config.monitoring_interval):
+                    self._save_state()
+        finally:
+            self._save_state(full=True)
+            self._progress.close()
+        if self._failure_rate_exceeded():
+            raise FailureRateExceededError(self._failure_summary())
+        return self.best_parameters()
+
+    @contextlib.contextmanager
+    def batch_trial_context(self) -> Iterator[Batch]:
+        """Add trials with ``batch.add_trial(params)``; on exit they all run in parallel
+        (up to ``capacity`` at once) and the context returns when all have ended.
+        If the block raises, the added trials are abandoned and nothing runs."""
+        batch = Batch(self)
+        try:
+            yield batch
+        except BaseException:
+            for index in batch.trial_indices:
+                self._bridge_or_error().abandon(index, "batch_trial_context exited with an exception")
+            raise
+        self.run_trials({i: self._bridge_or_error().parameters_of(i) for i in batch.trial_indices})
+
+    def run_trials(self, trials: Mapping[int, Mapping[str, Any]]) -> None:
+        """Run already-created RUNNING Ax trials ``{index: parameters}`` until all have ended."""
+        job = self._job_spec()
+        self._start_runner()
+        pending = list(trials.items())
+        self._progress = self._make_progress(len(pending))
+        try:
+            while pending or self._running:
+                while pending and len(self._running) < self.capacity:
+                    index, parameters = pending.pop(0)
+                    self._launch(index, dict(parameters), job)
+                self._save_state()
+                if self._running and self._collect(self.config.monitoring_interval):
+                    self._save_state()
+        finally:
+            self._save_state(full=True)
+            self._progress.close()
+
+    def _start_runner(self) -> None:
+        if not self._started:
+            self.runner.start()
+            self._started = True
+
+    def _adapt(self, request: JobRequest) -> JobRequest:
+        kinds = frozenset(getattr(self.runner, "kinds", frozenset()))
+        if request.job.kind in kinds:
+            return request
+        for adapter in get_plugin_manager().job_adapters():
+            if adapter.kind == request.job.kind and adapter.produces in kinds:
+                return adapter.adapt(request)
+        raise ConfigError(
+            f"{type(self.runner).__name__} cannot run {request.job.kind} jobs (it runs: "
+            f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"
+        )
+
+    def _launch(self, index: int, parameters: dict[str, Any], job: Any) -> None:
+        record = TrialRecord(index=index, parameters=dict(parameters))
+        self.trials[index] = record
+        request = JobRequest(
+            experiment=self._bridge_or_error().name,
+            trial_index=index,
+            parameters=dict(parameters),
+            job=job,
+            workdir=str(self.trial_dir(index)),
+            resources=Resources(),
+        )
+        try:
+            request = self._adapt(request)
+            Path(request.workdir).mkdir(parents=True, exist_ok=True)
+            record.handle = self.runner.submit(request)
+        except (SubmitError, ConfigError, OSError) as exc:
+            self._finish(index, JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}"))
+            if isinstance(exc, ConfigError):
+                raise
+            return
+        self._running[index] = record.handle
+        log.info("trial %d started (%s %s)", index, record.handle.backend, record.handle.native_id)
+        self._show_progress()
+
+    def _collect(self, timeout: float) -> bool:
+        """Wait for jobs to end, report the ended ones to Ax; True if any ended."""
+        handles = list(self._running.values())
+        self.runner.wait(handles, timeout)
+        try:
+            states = self.runner.poll(handles)
+        except Exception as exc:  # a batch system hiccup must not lose the campaign
+            log.warning("polling %s failed, will retry: %s", type(self.runner).__name__, exc)
+            return False
+        ended = False
+        for index, handle in list(self._running.items()):
+            state = states.get(handle.native_id)
+            if state is None or not state.is_final:
+                continue
+            try:
+                result = self.runner.result(handle)
+            except Exception as exc:
+                result = JobResult(state=JobState.FAILED, message=f"could not read the job's result: {exc}")
+            self._finish(index, result)
+            ended = True
+        return ended
+
+    def _finish(self, index: int, result: JobResult) -> None:
+        """Report one ended job to Ax and record it."""
+        bridge = self._bridge_or_error()
+        record = self.trials[index]
+        self._running.pop(index, None)
+        record.ended_at = time.time()
+        if result.state is JobState.COMPLETED:
+            missing = [m for m in bridge.objective_names if m not in result.metrics]
+            if missing:
+                result = JobResult(
+                    state=JobState.FAILED,
+                    exit_code=result.exit_code,
+                    message=f"result lacks objective metric(s) {', '.join(map(repr, missing))} "
+                    f"(got {', '.join(map(repr, sorted(result.metrics))) or 'none'})",
+                )
+        if result.state is JobState.COMPLETED:
+            known = set(bridge.metric_names)
+            metrics = {k: v for k, v in result.metrics.items() if k in known}
+            extra = sorted(set(result.metrics) - known)
+            if extra:
+                log.debug("trial %d: ignoring metrics Ax does not know: %s", index, extra)
+            bridge.complete(index, metrics)
+            record.status, record.metrics = "COMPLETED", metrics
+            log.info("trial %d completed: %s", index, {k: v.mean for k, v in metrics.items()})
+            if self.config.cleanup_after_completion:
+                shutil.rmtree(self.trial_dir(index), ignore_errors=True)
+        elif result.state is JobState.CANCELED and index in self._canceled_by_us:
+            bridge.abandon(index, result.message or "canceled by aid2e")
+            record.status, record.message = "ABANDONED", result.message or "canceled"
+        else:
+            reason = result.message or f"job ended {result.state.value}"
+            if result.state is JobState.CANCELED:
+                reason = f"job was canceled outside aid2e: {reason}"
+            bridge.fail(index, reason)
+            record.status, record.message = "FAILED", reason
+            log.warning("trial %d failed: %s", index, reason.splitlines()[0] if reason else "")
+        self._show_progress()
+
+    def _resume_running(self) -> None:
+        """Trials saved as RUNNING (a loaded experiment) are polled again through their handles."""
+        for index, record in self.trials.items():
+            if record.status != "RUNNING" or index in self._running:
+                continue
+            handle = record.handle
+            if handle is not None and handle.backend == getattr(self.runner, "name", None):
+                self._running[index] = handle
+            else:
+                where = handle.backend if handle is not None else "no backend"
+                self._finish(index, JobResult(
+                    state=JobState.FAILED,
+                    message=f"trial was running on {where} when the experiment was saved and cannot "
+                    f"be followed with {type(self.runner).__name__}",
+                ))
+
+    def cancel_running(self) -> None:
+        """Cancel every job in flight; their trials are abandoned in Ax."""
+        for index, handle in list(self._running.items()):
+            self._canceled_by_us.add(index)
+            try:
+                self.runner.cancel(handle)
+            except Exception as exc:
+                log.warning("could not cancel trial %d: %s", index, exc)
+        while self._running:
+            self._collect(1.0)
+        self._save_state()
+
+    # ------------------------------------------------------------ failures
+    def _counts(self) -> dict[str, int]:
+        counts = {"COMPLETED": 0, "FAILED": 0, "RUNNING": 0, "ABANDONED": 0}
+        for record in self.trials.values():
+            counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    def _failure_rate_exceeded(self) -> bool:
+        counts = self._counts()
+        finished = counts["COMPLETED"] + counts["FAILED"]
+        return counts["FAILED"] > self.config.tolerated_failure_rate * max(finished, MIN_FINISHED_FOR_RATE)
+
+    def _failure_summary(self) -> str:
+        counts = self._counts()
+        failed = [r for r in self.trials.values() if r.status == "FAILED"]
+        last = failed[-1].message.splitlines()[0] if failed and failed[-1].message else ""
+        return (
+            f"{counts['FAILED']} of {counts['FAILED'] + counts['COMPLETED']} trials failed, more than "
+            f"tolerated_failure_rate={self.config.tolerated_failure_rate}; last reason: {last} "
+            f"(trial directories under {self.experiment_dir})"
+        )
+
+    # ------------------------------------------------------------ answers
+    def best_parameters(self) -> Any:
+        """Best observed parameters (one objective), Pareto ``{index: params}`` (several),
+        or ``None`` if no trial completed."""
+        bridge = self._bridge_or_error()
+        if bridge.is_multi_objective:
+            return bridge.pareto()
+        return bridge.best()
+
+    def _best_text(self) -> str | None:
+        bridge = self._bridge
+        if bridge is None or bridge.is_multi_objective:
+            return None
+        name = bridge.objective_names[0]
+        values = [r.metrics[name].mean for r in self.trials.values() if name in r.metrics]
+        if not values:
+            return None
+        best = min(values) if bridge.minimize(name) else max(values)
+        return f"{name}={best:.6g}"
+
+    def _make_progress(self, total: int) -> Any:
+        from .progress import Progress
+
+        return Progress(total)
+
+    def _show_progress(self) -> None:
+        if self._progress is None:
+            return
+        counts = self._counts()
+        self._progress.update(completed=counts["COMPLETED"], running=len(self._running),
+                              failed=counts["FAILED"], best=self._best_text())
+
+    # ------------------------------------------------------------ persistence
+    def _state_document(self) -> dict[str, Any]:
+        bridge = self._bridge_or_error()
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "saved_at": time.time(),
+            "scheduler": self._trials_document(),
+            "ax": bridge.snapshot(),
+        }
+
+    def _trials_document(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "trials": [_record_to_json(r) for r in self.trials.values()],
+        }
+
+    def _save_state(self, *, full: bool = False) -> None:
+        """Save the state under ``experiment_dir`` atomically.
+
+        Every call rewrites ``trials.json`` (each trial's parameters, status, result and job
+        handle: about a millisecond). The Ax snapshot ``experiment.json`` costs tens to hundreds
+        of milliseconds as the experiment grows, so it is rewritten when ``full`` or after
+        ``snapshot_interval`` seconds; loading replays ``trials.json`` onto it, so no change is lost.
+        """
+        if self._bridge is None:
+            return
+        store = FileStore(self.experiment_dir)
+        store.write_text(TRIALS_KEY, json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION,
+                                                 "saved_at": time.time(), "scheduler": self._trials_document()}))
+        now = time.monotonic()
+        if full or now - self._last_snapshot >= self.config.snapshot_interval:
+            store.write_text(STATE_KEY, json.dumps(self._state_document()))
+            self._last_snapshot = now
+
+    def save_experiment(self, path: str) -> None:
+        """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
+        atomic.write_bytes(path, json.dumps(self._state_document()).encode())
+
+    def load_experiment(self, path: str) -> None:
+        """Load what :meth:`save_experiment` wrote, or a run's saved state (its experiment
+        directory ``<job_output_dir>/<name>/``). Replaces this scheduler's experiment and trial
+        records; trials saved as RUNNING are followed again through their job handles by the
+        next run."""
+        from .ax_bridge import AxBridge
+
+        source = Path(path)
+        trials_doc = None
+        if source.is_dir():
+            trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False)
+            source = source / f"{STATE_KEY}.json"
+        document = _read_document(source, required=True)
+        bridge = AxBridge.from_snapshot(document["ax"])
+        records = document["scheduler"]["trials"]
+        if trials_doc is not None and trials_doc["saved_at"] >= document["saved_at"]:
+            records = trials_doc["scheduler"]["trials"]
+        self.trials = {}
+        for data in sorted(records, key=lambda d: d["index"]):
+            record = _record_from_json(data)
+            bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
+            self.trials[record.index] = record
+        self._bridge = bridge
+        self._running = {}
+
+
+def _read_document(source: Path, *, required: bool) -> dict[str, Any] | None:
+    try:
+        document = json.loads(source.read_text())
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise ConfigError(f"experiment file not found: {source}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"experiment file {source} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        raise ConfigError(f"{source} is not an aid2e experiment file (written by save_experiment)")
+    if document.get("version") != STATE_VERSION:
+        raise ConfigError(f"{source} has format version {document.get('version')}; this aid2e reads {STATE_VERSION}")
+    return document
+
+
+def _record_to_json(record: TrialRecord) -> dict[str, Any]:
+    data = attrs.asdict(record, recurse=False)
+    data["handle"] = serialize.to_json(record.handle) if record.handle is not None else None
+    data["metrics"] = {k: serialize.to_json(v) for k, v in record.metrics.items()}
+    return data
+
+
+def _record_from_json(data: Mapping[str, Any]) -> TrialRecord:
+    values = dict(data)
+    values["handle"] = serialize.from_json(values["handle"], JobHandle) if values.get("handle") else None
+    values["metrics"] = {k: serialize.from_json(v, Measurement) for k, v in values.get("metrics", {}).items()}
+    return TrialRecord(**values)
+
+
+__all__ = ["AxScheduler", "Batch", "TrialRecord"]

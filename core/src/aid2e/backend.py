@@ -1,0 +1,74 @@
+"""The execution-backend protocol every runner implements (joblib, PSI/J, PanDA, third parties).
+
+A backend runs :class:`~aid2e.types.JobRequest` s of the kinds it lists in ``kinds`` and reports
+on them through :class:`~aid2e.types.JobHandle` s, which hold everything needed to find a job
+again after the controller restarts. The conformance suite in :mod:`aid2e.testing` checks all of it.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from typing import ClassVar, Sequence
+
+from .types import JobHandle, JobRequest, JobResult, JobState
+
+
+class Backend(abc.ABC):
+    """Base class of execution backends (the "runner" passed to ``AxScheduler``).
+
+    Subclasses set ``name`` and ``kinds`` and implement :meth:`submit`, :meth:`poll`,
+    :meth:`result` and :meth:`cancel`. Everything else has working defaults.
+    """
+
+    #: The backend's registered name (``BackendInfo.name``).
+    name: ClassVar[str] = ""
+    #: Job kinds this backend runs natively; others are adapted (see ``aid2e_job_adapters``).
+    kinds: ClassVar[frozenset[str]] = frozenset({"script"})
+    #: Seconds between polls when :meth:`wait` cannot be woken by the jobs themselves.
+    poll_interval: float = 1.0
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs this backend should have in flight at once."""
+        return 1
+
+    def start(self) -> None:
+        """Get ready to run jobs (start workers, connect); called before the first submit."""
+
+    @abc.abstractmethod
+    def submit(self, request: JobRequest) -> JobHandle:
+        """Start ``request`` and return its handle; raise :class:`~aid2e.errors.SubmitError` if refused."""
+
+    @abc.abstractmethod
+    def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        """States of many jobs in one call, keyed by ``native_id``.
+
+        Must accept handles made by an earlier instance (a restarted controller).
+        """
+
+    @abc.abstractmethod
+    def result(self, handle: JobHandle) -> JobResult:
+        """How a job in a final state ended (metrics, or the reason it failed)."""
+
+    @abc.abstractmethod
+    def cancel(self, handle: JobHandle) -> None:
+        """Stop a job; afterwards it polls as CANCELED (or its final state, if it had ended)."""
+
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
+        """Block until some job in ``handles`` may have changed state, or ``timeout`` seconds.
+
+        The default sleeps up to ``poll_interval``; backends whose jobs can signal their end
+        override it so the scheduler refills a slot the moment a job ends.
+        """
+        if handles:
+            time.sleep(max(0.0, min(timeout, self.poll_interval)))
+
+    def close(self) -> None:
+        """Release resources. Jobs that can outlive the controller (scripts) keep running."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,26 @@
+"""The core's own plugin: function and script job kinds and the file storage.
+
+Registered through the core's entry point (group ``aid2e``), exactly like third-party plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .hookspecs import hookimpl
+from .storage.filestore import FileStore
+from .types import FunctionJob, JobKind, ScriptJob, StorageInfo
+
+
+@hookimpl
+def aid2e_job_kinds() -> Iterator[JobKind]:
+    yield JobKind(name="function", spec_type=FunctionJob,
+                  description="a Python function called with the trial's parameters")
+    yield JobKind(name="script", spec_type=ScriptJob,
+                  description="a program run with argv only; parameters and result as JSON files")
+
+
+@hookimpl
+def aid2e_storages() -> Iterator[StorageInfo]:
+    yield StorageInfo(name="file", factory=FileStore,
+                      description="JSON files written atomically under the job output directory")

@@ -1,0 +1,80 @@
+"""``AxScheduler``'s configuration: the seed's keys plus aid2e's, checked with one-line errors."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from attrs import asdict, fields, frozen
+
+from .errors import ConfigError
+
+
+@frozen(kw_only=True)
+class SchedulerConfig:
+    """What ``AxScheduler(..., config={...})`` accepts.
+
+    * ``monitoring_interval``: longest wait between status checks, seconds (backends that
+      can signal a job's end wake the scheduler at once);
+    * ``job_output_dir``: trial directories and saved state go under ``<dir>/<experiment>/``;
+    * ``synchronous``: one trial at a time;
+    * ``cleanup_after_completion``: remove a completed trial's directory (failed ones stay);
+    * ``max_parallel_trials``: trials in flight (default: the runner's capacity);
+    * ``tolerated_failure_rate``: stop launching when failed / max(finished, 5) exceeds it;
+    * ``snapshot_interval``: seconds between full Ax snapshots while running (trial records
+      are saved after every change regardless; see ``AxScheduler._save_state``).
+    """
+
+    monitoring_interval: float = 10.0
+    job_output_dir: str = "./aid2e_jobs"
+    synchronous: bool = False
+    cleanup_after_completion: bool = False
+    max_parallel_trials: int | None = None
+    tolerated_failure_rate: float = 0.5
+    snapshot_interval: float = 30.0
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> "SchedulerConfig":
+        if config is None:
+            return cls()
+        if isinstance(config, SchedulerConfig):
+            return config
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"config must be a dict, got {type(config).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
+            )
+        values = dict(config)
+        _number(values, "monitoring_interval", minimum=0.0)
+        _number(values, "tolerated_failure_rate", minimum=0.0, maximum=1.0)
+        _number(values, "snapshot_interval", minimum=0.0)
+        for key in ("synchronous", "cleanup_after_completion"):
+            if key in values and not isinstance(values[key], bool):
+                raise ConfigError(f"config {key!r} must be true or false, got {values[key]!r}")
+        if "job_output_dir" in values:
+            if not isinstance(values["job_output_dir"], (str, bytes)) and not hasattr(
+                values["job_output_dir"], "__fspath__"
+            ):
+                raise ConfigError(f"config 'job_output_dir' must be a path, got {values['job_output_dir']!r}")
+            values["job_output_dir"] = str(values["job_output_dir"])
+        limit = values.get("max_parallel_trials")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"config 'max_parallel_trials' must be a positive integer, got {limit!r}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float | None = None) -> None:
+    if key not in values:
+        return
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"config {key!r} must be a number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"config {key!r} must be {bound}, got {value!r}")
+    values[key] = float(value)

@@ -1,0 +1,60 @@
+"""The ``function`` job kind: call a Python function with a trial's parameters.
+
+Call convention (the older AID2E scheduler's users wrote both styles): a function whose only
+positional parameter is not a search-space parameter name gets the parameters as one dict,
+``fn(parameterization)``; any other function is called with keywords, ``fn(**parameters)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import ConfigError
+from ..types import FunctionJob, JobResult, JobState, parse_metrics
+
+
+def call_style_for(function: Callable[..., Any], parameter_names: Iterable[str]) -> str:
+    """``"dict"`` or ``"kwargs"``, by the rule in this module's docstring."""
+    if not callable(function):
+        raise ConfigError(f"the objective function must be callable, got {type(function).__name__}")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return "kwargs"
+    params = list(signature.parameters.values())
+    positional = [
+        p for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    if len(positional) == 1 and positional[0].name not in set(parameter_names) and not has_var_kw:
+        return "dict"
+    return "kwargs"
+
+
+def function_job(function: Callable[..., Any], parameter_names: Iterable[str]) -> FunctionJob:
+    """A function job for ``function``, its call style chosen from its signature."""
+    return FunctionJob(function=function, call_style=call_style_for(function, parameter_names))
+
+
+def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResult:
+    """Call the function and turn what it returns (or raises) into a :class:`JobResult`.
+
+    Runs inside a backend's worker; never raises for the user's errors.
+    """
+    try:
+        if job.call_style == "dict":
+            value = job.function(dict(parameters))
+        else:
+            value = job.function(**parameters)
+    except Exception as exc:
+        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+        return JobResult(state=JobState.FAILED,
+                         message=f"objective raised {type(exc).__name__}: {exc}\n{tail}")
+    try:
+        metrics = parse_metrics(value)
+    except ValueError as exc:
+        return JobResult(state=JobState.FAILED, message=f"bad objective result: {exc}")
+    return JobResult(state=JobState.COMPLETED, metrics=metrics)

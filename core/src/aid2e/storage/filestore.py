@@ -1,0 +1,47 @@
+"""The built-in storage: JSON documents in a directory, each write atomic.
+
+No server needed; a campaign's state lives next to its trial directories under
+``<job_output_dir>/<experiment name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from .. import atomic
+
+_KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class FileStore:
+    """Keeps JSON documents as ``<root>/<key>.json``."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise ValueError(f"storage key {key!r} may only hold letters, digits, '_', '-', '.'")
+        return self.root / f"{key}.json"
+
+    def write(self, key: str, document: Any) -> None:
+        """Replace the document ``key`` atomically."""
+        atomic.write_json(self._path(key), document)
+
+    def write_text(self, key: str, text: str) -> None:
+        """Replace the document ``key`` with already-serialised JSON text."""
+        atomic.write_bytes(self._path(key), text.encode())
+
+    def read(self, key: str) -> Any | None:
+        """The document ``key``, or ``None`` if it was never written."""
+        try:
+            return json.loads(self._path(key).read_text())
+        except FileNotFoundError:
+            return None
+
+    def __repr__(self) -> str:
+        return f"FileStore({str(self.root)!r})"

@@ -1,0 +1,228 @@
+"""Typed records that cross the plugin boundary (attrs, frozen, keyword-only).
+
+Backends, job kinds and storages see only these types, never Ax objects. They are
+serialised with the converter in :mod:`aid2e.serialize`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Union
+
+from attrs import field, frozen
+
+#: A parameter value as Ax hands it out.
+ParameterValue = Union[bool, int, float, str]
+
+
+class JobState(str, enum.Enum):
+    """A job's state, with PSI/J's names."""
+
+    QUEUED = "QUEUED"
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+
+
+def _finite(_instance: Any, attribute: Any, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+
+
+@frozen(kw_only=True)
+class Measurement:
+    """One metric value: a mean and, when known, its standard error."""
+
+    mean: float = field(converter=float, validator=_finite)
+    sem: float | None = field(
+        default=None, converter=lambda v: None if v is None else float(v), validator=_finite
+    )
+
+
+@frozen(kw_only=True)
+class Resources:
+    """What one job asks of the machine; backends map what they understand."""
+
+    cpus: int = 1
+    memory: str | None = None  # e.g. "4G"
+    walltime: str | None = None  # e.g. "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    extra: dict[str, str] = field(factory=dict)
+
+
+# ---------------------------------------------------------------- job specs
+@frozen(kw_only=True)
+class FunctionJob:
+    """Call a Python function with the trial's parameters in the backend's worker.
+
+    ``call_style`` is ``"kwargs"`` (``fn(**parameters)``) or ``"dict"`` (``fn(parameters)``).
+    """
+
+    kind: ClassVar[str] = "function"
+    function: Callable[..., Any]
+    call_style: str = "kwargs"
+
+
+@frozen(kw_only=True)
+class ScriptJob:
+    """Run a program as a child process, argv only (never a shell).
+
+    ``argv`` is the complete command line (interpreter included); the core's script
+    kind builds it from a script path (see :mod:`aid2e.jobs.script`).
+    """
+
+    kind: ClassVar[str] = "script"
+    argv: tuple[str, ...] = field(converter=tuple)
+    env: dict[str, str] = field(factory=dict)
+
+
+#: Any job spec: a class with a ``kind`` class variable, registered through ``aid2e_job_kinds``.
+JobSpec = Any
+
+
+@frozen(kw_only=True)
+class JobRequest:
+    """Everything a backend needs to run one trial's job."""
+
+    experiment: str
+    trial_index: int
+    parameters: dict[str, ParameterValue]
+    job: JobSpec
+    workdir: str
+    resources: Resources = field(factory=Resources)
+
+
+@frozen(kw_only=True)
+class JobHandle:
+    """Everything needed to find a job again, also after the controller restarts."""
+
+    backend: str
+    native_id: str
+    workdir: str
+    submitted_at: float
+    extra: dict[str, ParameterValue] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class JobResult:
+    """How a job ended. ``metrics`` is filled only for COMPLETED jobs."""
+
+    state: JobState
+    metrics: dict[str, Measurement] = field(factory=dict)
+    message: str = ""
+    exit_code: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.state.is_final:
+            raise ValueError(f"a JobResult needs a final state, got {self.state.value}")
+
+
+# ---------------------------------------------------------------- plugin records
+@frozen(kw_only=True)
+class JobKind:
+    """A kind of job: its name, its spec class and one line for ``plugins list``."""
+
+    name: str
+    spec_type: type
+    description: str = ""
+
+
+@frozen(kw_only=True)
+class BackendInfo:
+    """An execution backend.
+
+    ``factory`` builds the backend (it is the runner class users import, e.g.
+    ``JobLibRunner``); ``kinds`` are the job kinds it runs natively.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    kinds: frozenset[str] = field(converter=frozenset, factory=frozenset)
+    config_type: type | None = None
+    description: str = ""
+
+
+@frozen(kw_only=True)
+class JobAdapter:
+    """Turns a ``kind`` job into a ``produces`` job: ``adapt(request) -> JobRequest``."""
+
+    kind: str
+    produces: str
+    adapt: Callable[[JobRequest], JobRequest]
+    description: str = ""
+
+
+@frozen(kw_only=True)
+class StorageInfo:
+    """A place where experiment state is kept (``factory(root: str) -> Storage``)."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+def parse_metrics(value: Any) -> dict[str, Measurement]:
+    """Turn a user's result into metrics, or raise ``ValueError`` saying what is wrong.
+
+    Accepts ``{metric: number}``, ``{metric: (mean, sem)}`` and ``{metric: {"mean": m, "sem": s}}``.
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f"the objective must return a dict of metric -> number, got {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError("the objective returned no metrics (an empty dict)")
+    metrics: dict[str, Measurement] = {}
+    for name, raw in value.items():
+        if not isinstance(name, str):
+            raise ValueError(f"metric names must be strings, got {name!r}")
+        try:
+            metrics[name] = _measurement(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metric {name!r}: {exc}") from None
+    return metrics
+
+
+def _measurement(raw: Any) -> Measurement:
+    if isinstance(raw, bool):
+        raise TypeError(f"expected a number, got {raw!r}")
+    if isinstance(raw, Mapping):
+        if "mean" not in raw:
+            raise ValueError(f'expected {{"mean": m, "sem": s}}, got {dict(raw)!r}')
+        unknown = set(raw) - {"mean", "sem"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)} (only mean and sem)")
+        return Measurement(mean=_number(raw["mean"]), sem=_opt_number(raw.get("sem")))
+    if isinstance(raw, (tuple, list)):
+        if len(raw) != 2:
+            raise ValueError(f"expected (mean, sem), got {raw!r}")
+        return Measurement(mean=_number(raw[0]), sem=_opt_number(raw[1]))
+    return Measurement(mean=_number(raw))
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, (bool, str, bytes)) or raw is None:  # float("1.5") would accept text
+        raise TypeError(f"expected a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"value is {value} (not a finite number)")
+    return value
+
+
+def _opt_number(raw: Any) -> float | None:
+    return None if raw is None else _number(raw)
+
+
+def names(records: Iterable[Any]) -> list[str]:
+    """Sorted names of plugin records."""
+    return sorted(r.name for r in records)

@@ -1,0 +1,101 @@
+"""aid2e.types: parse_metrics, Measurement and JobResult validation."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from aid2e.types import JobResult, JobState, Measurement, parse_metrics
+
+
+def test_parse_metrics_accepts_number_pair_and_dict():
+    got = parse_metrics({"a": 1, "b": 2.5, "c": (3.0, 0.1), "d": [4, None], "e": {"mean": 5, "sem": 0.2},
+                         "f": {"mean": 6}})
+    assert got == {
+        "a": Measurement(mean=1.0),
+        "b": Measurement(mean=2.5),
+        "c": Measurement(mean=3.0, sem=0.1),
+        "d": Measurement(mean=4.0),
+        "e": Measurement(mean=5.0, sem=0.2),
+        "f": Measurement(mean=6.0),
+    }
+    assert all(isinstance(m.mean, float) for m in got.values())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        True,
+        False,
+        "1.5",
+        b"1.5",
+        None,
+        (math.nan, 0.1),
+        (1.0, math.inf),
+        (1.0, "0.1"),
+        (1.0,),
+        (1.0, 2.0, 3.0),
+        {},
+        {"sem": 0.1},
+        {"mean": 1.0, "sem": 0.1, "n": 10},
+        {"mean": True},
+        {"mean": math.nan},
+        [1, 2, 3],
+        object(),
+    ],
+    ids=repr,
+)
+def test_parse_metrics_rejects_bad_values_naming_the_metric(raw):
+    with pytest.raises(ValueError, match="'loss'"):
+        parse_metrics({"loss": raw})
+
+
+def test_parse_metrics_unknown_keys_are_listed():
+    with pytest.raises(ValueError, match=r"'loss'.*unknown keys \['n'\]"):
+        parse_metrics({"loss": {"mean": 1.0, "n": 3}})
+
+
+@pytest.mark.parametrize("value", [{}, 1.0, [("loss", 1.0)], "loss", None, True])
+def test_parse_metrics_needs_a_non_empty_dict(value):
+    with pytest.raises(ValueError, match="dict|no metrics"):
+        parse_metrics(value)
+
+
+def test_parse_metrics_rejects_non_string_names():
+    with pytest.raises(ValueError, match="metric names must be strings"):
+        parse_metrics({1: 1.0})
+
+
+def test_parse_metrics_error_names_the_bad_metric_among_good_ones():
+    with pytest.raises(ValueError) as info:
+        parse_metrics({"good": 1.0, "bad": math.nan})
+    assert "'bad'" in str(info.value) and "'good'" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs", [{"mean": math.nan}, {"mean": math.inf}, {"mean": 1.0, "sem": math.nan},
+                                    {"mean": 1.0, "sem": -math.inf}])
+def test_measurement_must_be_finite(kwargs):
+    with pytest.raises(ValueError, match="finite"):
+        Measurement(**kwargs)
+
+
+def test_measurement_converts_to_float():
+    m = Measurement(mean=1, sem=0)
+    assert (m.mean, m.sem) == (1.0, 0.0) and isinstance(m.mean, float)
+    assert Measurement(mean=2).sem is None
+
+
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.ACTIVE])
+def test_job_result_needs_a_final_state(state):
+    assert not state.is_final
+    with pytest.raises(ValueError, match=state.value):
+        JobResult(state=state)
+
+
+@pytest.mark.parametrize("state", [JobState.COMPLETED, JobState.FAILED, JobState.CANCELED])
+def test_job_result_final_states(state):
+    assert state.is_final
+    assert JobResult(state=state, message="m").state is state

@@ -1,0 +1,554 @@
+"""The joblib backend: function jobs in local workers, script jobs as their own process sessions.
+
+* Function jobs run :func:`aid2e.jobs.function.run_function_job` in an executor: joblib's bundled
+  loky executor (``backend="loky"``, the default), a thread pool (``"threading"``) or a
+  ``concurrent.futures`` process pool (``"multiprocessing"``). They live and die with the
+  controller process.
+* Script jobs are started directly with :mod:`subprocess` (never through a joblib worker) as
+  ``python -m aid2e.jobs.launch WORKDIR`` in a new session, so they outlive the controller.
+  Their handle records the launcher's pid and its start time (``/proc/<pid>/stat`` field 22),
+  so a restarted controller finds them again without mistaking a reused pid for the job.
+
+joblib is imported only when a job is run, never at import time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from aid2e import atomic
+from aid2e.backend import Backend
+from aid2e.errors import ConfigError, SubmitError
+from aid2e.jobs import script as script_kind
+from aid2e.jobs.function import run_function_job
+from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
+from attrs import frozen
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("loky", "threading", "multiprocessing")
+LAUNCHER_LOG = "aid2e_launcher.log"
+#: Written into a script job's directory when it is canceled, so a later controller knows.
+CANCEL_MARKER = "aid2e_canceled.json"
+#: Seconds between SIGTERM and SIGKILL when canceling a script job.
+KILL_GRACE = 3.0
+#: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
+FOREIGN_POLL = 0.2
+
+
+@frozen(kw_only=True)
+class JobLibConfig:
+    """Options of the joblib backend (the ``config`` dict of :class:`JobLibRunner`).
+
+    They are kept on ``runner.config`` for the job kinds and plugins that build on this
+    backend (e.g. the container kind reads ``container_engine``).
+    """
+
+    tmp_dir: str | None = None
+    container_engine: str | None = None
+
+
+def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLibConfig:
+    if config is None:
+        return JobLibConfig()
+    if isinstance(config, JobLibConfig):
+        return config
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"joblib config must be a dict, got {type(config).__name__}")
+    valid = [a.name for a in attrs.fields(JobLibConfig)]
+    unknown = sorted(str(k) for k in config if k not in valid)
+    if unknown:
+        raise ConfigError(
+            f"unknown joblib config key {unknown[0]!r} (valid keys: {', '.join(valid)})"
+        )
+    for key, value in config.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"joblib config {key!r} must be a string, got {type(value).__name__}")
+    return JobLibConfig(**dict(config))
+
+
+def _resolve_n_jobs(n_jobs: Any) -> int:
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ConfigError(
+            f"n_jobs must be a non-zero integer (-1 = all cores), got {n_jobs!r}"
+        )
+    cpus = os.cpu_count() or 1
+    if n_jobs < 0:
+        return max(cpus + 1 + n_jobs, 1)
+    return n_jobs
+
+
+def _noop() -> None:
+    return None
+
+
+# ------------------------------------------------------------------ /proc helpers
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """``(state, start_time)`` of a process from ``/proc/<pid>/stat``, ``None`` if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    try:
+        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+        rest = text[text.rindex(")") + 2:].split()
+        return rest[0], int(rest[19])  # field 3 (state) and field 22 (starttime, clock ticks)
+    except (ValueError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def _pid_alive(pid: int, start_time: int | None) -> bool:
+    """True if ``pid`` runs, is not a zombie and (when known) started at ``start_time``."""
+    if not os.path.isdir("/proc"):  # no procfs: signal 0 is the best there is
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return False
+    state, started = stat
+    if state in ("Z", "X", "x"):
+        return False
+    return start_time is None or started == start_time
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _killpg(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ------------------------------------------------------------------ bookkeeping
+@attrs.define
+class _Script:
+    proc: subprocess.Popen
+    done: threading.Event
+
+
+@attrs.define
+class _Function:
+    future: concurrent.futures.Future
+
+
+def _key(handle: JobHandle) -> tuple[str, str]:
+    return handle.native_id, handle.workdir
+
+
+def _kind(handle: JobHandle) -> str:
+    kind = handle.extra.get("kind")
+    if isinstance(kind, str):
+        return kind
+    return "function" if handle.native_id.startswith("fn-") else "script"
+
+
+def _pid_of(handle: JobHandle) -> int:
+    pid = handle.extra.get("pid", handle.native_id)
+    return int(pid)
+
+
+def _start_time_of(handle: JobHandle) -> int | None:
+    value = handle.extra.get("start_time")
+    return None if value is None or isinstance(value, bool) else int(value)
+
+
+class JobLibRunner(Backend):
+    """Run trials on this machine's cores.
+
+    ``n_jobs`` is the number of jobs in flight (``-1``: all cores, ``-2``: all but one, ...),
+    ``backend`` the executor for function jobs (``"loky"``, ``"threading"`` or
+    ``"multiprocessing"``) and ``config`` a dict of :class:`JobLibConfig` fields.
+    """
+
+    name = "joblib"
+    kinds = frozenset({"function", "script"})
+    poll_interval = FOREIGN_POLL
+
+    def __init__(self, n_jobs: int = -1, backend: str = "loky", config: dict | None = None) -> None:
+        self._capacity = _resolve_n_jobs(n_jobs)
+        if backend not in BACKENDS:
+            raise ConfigError(
+                f"unknown joblib backend {backend!r} (valid: {', '.join(BACKENDS)})"
+            )
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.config = _structure_config(config)
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._executor: Any = None
+        self._scripts: dict[tuple[str, str], _Script] = {}
+        self._functions: dict[tuple[str, str], _Function] = {}
+        self._canceled: set[tuple[str, str]] = set()
+        self._final: dict[tuple[str, str], JobResult] = {}
+
+    def __repr__(self) -> str:
+        return f"JobLibRunner(n_jobs={self.n_jobs!r}, backend={self.backend!r})"
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    # ------------------------------------------------------------ executor
+    def _new_executor(self) -> Any:
+        if self.backend == "loky":
+            from joblib.externals.loky import get_reusable_executor
+
+            return get_reusable_executor(max_workers=self._capacity)
+        if self.backend == "threading":
+            return concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._capacity, thread_name_prefix="aid2e-joblib"
+            )
+        return concurrent.futures.ProcessPoolExecutor(max_workers=self._capacity)
+
+    def _get_executor(self) -> Any:
+        with self._lock:
+            if self._executor is None:
+                self._executor = self._new_executor()
+            return self._executor
+
+    def _drop_executor(self, executor: Any) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        if self.backend != "loky":  # loky's reusable executor replaces itself when broken
+            try:
+                executor.shutdown(wait=False, cancel_futures=True)
+            except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
+                log.debug("shutting down a broken executor failed", exc_info=True)
+
+    def start(self) -> None:
+        """Start the workers now (without waiting) so the first trials do not pay for it."""
+        executor = self._get_executor()
+        for _ in range(self._capacity):
+            try:
+                executor.submit(_noop)
+            except Exception:  # noqa: BLE001 - warm-up is best effort; submit reports errors
+                log.debug("joblib warm-up failed", exc_info=True)
+                break
+
+    def close(self) -> None:
+        """Stop the function workers; script jobs keep running (they outlive the controller)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            unfinished = any(not f.future.done() for f in self._functions.values())
+        if executor is None:
+            return
+        try:
+            if self.backend == "loky":
+                # The reusable executor is shared by the process; idle workers stay for reuse
+                # (and time out by themselves). Workers still running our jobs are killed:
+                # function jobs cannot outlive their controller.
+                if unfinished:
+                    executor.shutdown(wait=False, kill_workers=True)
+            else:
+                executor.shutdown(wait=False, cancel_futures=True)
+                if unfinished and self.backend == "multiprocessing":
+                    for process in list(getattr(executor, "_processes", {}).values()):
+                        process.terminate()
+        except Exception:  # noqa: BLE001 - close must not fail
+            log.debug("closing the joblib executor failed", exc_info=True)
+        with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ submit
+    def submit(self, request: JobRequest) -> JobHandle:
+        if isinstance(request.job, FunctionJob):
+            return self._submit_function(request)
+        if isinstance(request.job, ScriptJob):
+            return self._submit_script(request)
+        kind = getattr(request.job, "kind", type(request.job).__name__)
+        raise SubmitError(f"the joblib backend cannot run {kind!r} jobs (it runs function and script jobs)")
+
+    def _submit_function(self, request: JobRequest) -> JobHandle:
+        parameters = dict(request.parameters)
+        future = None
+        for attempt in range(2):  # a broken or shut-down pool is replaced once
+            executor = self._get_executor()
+            try:
+                future = executor.submit(run_function_job, request.job, parameters)
+                break
+            except (concurrent.futures.BrokenExecutor, RuntimeError) as exc:
+                self._drop_executor(executor)
+                if attempt:
+                    raise SubmitError(f"joblib could not start a function job: {_one_line(exc)}") from None
+        assert future is not None
+        native_id = f"fn-{uuid.uuid4().hex}"
+        handle = JobHandle(backend=self.name, native_id=native_id, workdir=request.workdir,
+                           submitted_at=time.time(), extra={"kind": "function"})
+        key = _key(handle)
+        with self._lock:
+            self._functions[key] = _Function(future=future)
+            self._final.pop(key, None)
+            self._canceled.discard(key)
+        future.add_done_callback(self._notify)
+        return handle
+
+    def _submit_script(self, request: JobRequest) -> JobHandle:
+        try:
+            workdir = script_kind.prepare_workdir(request)
+            (workdir / CANCEL_MARKER).unlink(missing_ok=True)
+        except (OSError, ValueError) as exc:
+            raise SubmitError(
+                f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"
+            ) from None
+        argv = script_kind.launcher_argv(workdir)
+        try:
+            with open(workdir / LAUNCHER_LOG, "ab") as launcher_log:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=workdir,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=launcher_log,
+                    close_fds=True,
+                )
+        except OSError as exc:
+            raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from None
+        extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
+        started = _start_time(proc.pid)  # not reaped yet: the watcher starts below
+        if started is not None:
+            extra["start_time"] = started
+        handle = JobHandle(backend=self.name, native_id=str(proc.pid), workdir=str(workdir),
+                           submitted_at=time.time(), extra=extra)
+        key = _key(handle)
+        entry = _Script(proc=proc, done=threading.Event())
+        with self._lock:
+            self._scripts[key] = entry
+            self._final.pop(key, None)
+            self._canceled.discard(key)
+        threading.Thread(target=self._watch, args=(entry,), name=f"aid2e-joblib-watch-{proc.pid}",
+                         daemon=True).start()
+        return handle
+
+    def _watch(self, entry: _Script) -> None:
+        """Reap one script child and wake :meth:`wait`."""
+        try:
+            entry.proc.wait()
+        except Exception:  # noqa: BLE001
+            log.debug("waiting for pid %s failed", entry.proc.pid, exc_info=True)
+        entry.done.set()
+        self._notify()
+
+    def _notify(self, *_args: object) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ poll / result
+    def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        states: dict[str, JobState] = {}
+        for handle in handles:
+            try:
+                states[handle.native_id] = self._state(handle)
+            except Exception as exc:  # noqa: BLE001 - one bad handle must not hide the others
+                log.warning("cannot poll joblib job %s: %s", handle.native_id, _one_line(exc))
+                states[handle.native_id] = JobState.FAILED
+        return states
+
+    def _state(self, handle: JobHandle) -> JobState:
+        key = _key(handle)
+        with self._lock:
+            if key in self._canceled:
+                return JobState.CANCELED
+            final = self._final.get(key)
+            if final is not None:
+                return final.state
+            if _kind(handle) == "function":
+                entry = self._functions.get(key)
+                if entry is None:
+                    return JobState.FAILED
+                if not entry.future.done():
+                    return JobState.ACTIVE if entry.future.running() else JobState.QUEUED
+                return self._function_result(key, entry).state
+            script = self._scripts.get(key)
+        if script is not None:
+            if script.proc.returncode is None and script.proc.poll() is None:
+                return JobState.ACTIVE
+        elif _pid_alive(_pid_of(handle), _start_time_of(handle)):
+            return JobState.ACTIVE
+        return self._script_result(handle).state
+
+    def result(self, handle: JobHandle) -> JobResult:
+        key = _key(handle)
+        try:
+            with self._lock:
+                if key in self._canceled:
+                    return JobResult(state=JobState.CANCELED, message="canceled")
+                if key in self._final:
+                    return self._final[key]
+                if _kind(handle) == "function":
+                    entry = self._functions.get(key)
+                    if entry is None:
+                        return JobResult(
+                            state=JobState.FAILED,
+                            message=f"function job {handle.native_id} was lost with its controller "
+                                    "(function jobs run in the controller's workers and cannot outlive it)",
+                        )
+                    if not entry.future.done():
+                        return JobResult(state=JobState.FAILED,
+                                         message=f"function job {handle.native_id} has not ended yet")
+                    return self._function_result(key, entry)
+            return self._script_result(handle)
+        except Exception as exc:  # noqa: BLE001 - never raise for one bad handle
+            return JobResult(state=JobState.FAILED,
+                             message=f"cannot read the result of job {handle.native_id}: {_one_line(exc)}")
+
+    def _function_result(self, key: tuple[str, str], entry: _Function) -> JobResult:
+        future = entry.future
+        if future.cancelled():
+            result = JobResult(state=JobState.CANCELED, message="canceled")
+        else:
+            exc = future.exception()
+            if exc is None:
+                value = future.result()
+                if isinstance(value, JobResult):
+                    result = value
+                else:
+                    result = JobResult(state=JobState.FAILED,
+                                       message=f"worker returned {type(value).__name__}, not a JobResult")
+            else:
+                result = JobResult(state=JobState.FAILED,
+                                   message=f"function job failed in the joblib worker: "
+                                           f"{type(exc).__name__}: {exc}")
+        self._final[key] = result
+        return result
+
+    def _script_result(self, handle: JobHandle) -> JobResult:
+        """The final result of a script job that is no longer running (cached)."""
+        key = _key(handle)
+        workdir = Path(handle.workdir)
+        if (workdir / CANCEL_MARKER).exists():
+            result = script_kind.read_result(workdir, canceled=True)
+        else:
+            result = script_kind.read_result(workdir)
+            if result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
+                result = self._explain_launcher(handle, result)
+        with self._lock:
+            self._final[key] = result
+        return result
+
+    def _explain_launcher(self, handle: JobHandle, result: JobResult) -> JobResult:
+        """Add what is known about a launcher that died without writing its status."""
+        details = []
+        with self._lock:
+            script = self._scripts.get(_key(handle))
+        if script is not None and script.proc.returncode is not None:
+            code = script.proc.returncode
+            details.append(f"launcher killed by signal {-code}" if code < 0 else f"launcher exit code {code}")
+        launcher_tail = script_kind.tail(Path(handle.workdir) / LAUNCHER_LOG, 500)
+        if launcher_tail:
+            details.append(f"launcher log: {launcher_tail}")
+        if not details:
+            return result
+        return JobResult(state=result.state, exit_code=result.exit_code,
+                         message=f"{result.message}; {'; '.join(details)}")
+
+    # ------------------------------------------------------------ cancel
+    def cancel(self, handle: JobHandle) -> None:
+        key = _key(handle)
+        if _kind(handle) == "function":
+            with self._lock:
+                entry = self._functions.get(key)
+                if entry is None or key in self._canceled:
+                    return
+                if entry.future.done() and not entry.future.cancelled():
+                    return  # it ended first: its own final state stands
+                entry.future.cancel()  # a running task cannot be interrupted: its result is ignored
+                self._canceled.add(key)
+                self._final[key] = JobResult(state=JobState.CANCELED, message="canceled")
+            self._notify()
+            return
+        self._cancel_script(handle)
+
+    def _cancel_script(self, handle: JobHandle) -> None:
+        key = _key(handle)
+        with self._lock:
+            if key in self._canceled or key in self._final:
+                return
+            script = self._scripts.get(key)
+        pid = _pid_of(handle)
+        if script is not None:
+            if script.proc.poll() is not None or script.done.is_set():
+                return  # it ended first
+        elif not _pid_alive(pid, _start_time_of(handle)):
+            return  # ended (or the pid is now someone else's): nothing to stop
+        with self._lock:
+            self._canceled.add(key)
+            self._final[key] = JobResult(state=JobState.CANCELED, message="canceled")
+        try:
+            atomic.write_json(Path(handle.workdir) / CANCEL_MARKER, {"canceled_at": time.time()})
+        except OSError:
+            log.debug("cannot write the cancel marker of job %s", handle.native_id, exc_info=True)
+        # the launcher leads its own session: signal the whole group (launcher, script, children)
+        _killpg(pid, signal.SIGTERM)
+        if script is not None:
+            script.done.wait(0.2)
+        timer = threading.Timer(KILL_GRACE, self._escalate, args=(pid, script, _start_time_of(handle)))
+        timer.daemon = True
+        timer.start()
+        self._notify()
+
+    @staticmethod
+    def _escalate(pgid: int, script: _Script | None, start_time: int | None) -> None:
+        """SIGKILL what is left of a canceled job's process group after the grace period."""
+        if script is not None:
+            if script.done.is_set() and not _group_alive(pgid):
+                return
+        elif not _pid_alive(pgid, start_time):
+            return
+        _killpg(pgid, signal.SIGKILL)
+
+    # ------------------------------------------------------------ wait
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
+        """Return as soon as one of ``handles`` is in a final state, or after ``timeout`` seconds."""
+        if not handles:
+            return
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            foreign = any(
+                _key(h) not in self._scripts and _key(h) not in self._functions for h in handles
+            )
+            while True:
+                states = self.poll(handles)
+                if any(state.is_final for state in states.values()):
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(min(remaining, FOREIGN_POLL) if foreign else remaining)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,238 @@
+"""The joblib backend's own behaviour: configuration, capacity, cheap import, parallelism."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aid2e.errors import ConfigError
+from aid2e.jobs.function import function_job
+from aid2e.jobs.script import script_job
+from aid2e.testing.conformance import objective_crash_worker, objective_ok, objective_sleep
+from aid2e.types import FunctionJob, JobHandle, JobRequest, JobState
+from aid2e_joblib import JobLibConfig, JobLibRunner
+
+
+def _request(tmp_path: Path, index: int, job, parameters) -> JobRequest:
+    return JobRequest(experiment="joblib-test", trial_index=index, parameters=parameters, job=job,
+                      workdir=str(tmp_path / f"trial_{index}"))
+
+
+def _wait_all(runner: JobLibRunner, handles: list[JobHandle], timeout: float = 60.0) -> dict[str, JobState]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = runner.poll(handles)
+        pending = [h for h in handles if not states[h.native_id].is_final]
+        if not pending:
+            return states
+        assert time.monotonic() < deadline, f"jobs still running: {states}"
+        runner.wait(pending, deadline - time.monotonic())
+
+
+# ------------------------------------------------------------------ configuration
+@pytest.mark.parametrize("n_jobs", [0, 1.5, "4", None, True])
+def test_bad_n_jobs_is_a_config_error(n_jobs) -> None:
+    with pytest.raises(ConfigError, match="n_jobs") as info:
+        JobLibRunner(n_jobs=n_jobs)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_backend_name_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        JobLibRunner(backend="dask")
+    message = str(info.value)
+    assert "dask" in message and "\n" not in message
+    for valid in ("loky", "threading", "multiprocessing"):
+        assert valid in message
+
+
+def test_unknown_config_key_names_it_and_the_valid_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        JobLibRunner(config={"tmp_dir": "/tmp", "temp_dir": "/tmp"})
+    message = str(info.value)
+    assert "temp_dir" in message and "tmp_dir" in message and "container_engine" in message
+    assert "\n" not in message
+
+
+def test_config_is_structured() -> None:
+    runner = JobLibRunner(n_jobs=2, config={"tmp_dir": "/scratch", "container_engine": "podman"})
+    assert runner.config == JobLibConfig(tmp_dir="/scratch", container_engine="podman")
+    assert JobLibRunner(n_jobs=2).config == JobLibConfig()
+    with pytest.raises(ConfigError, match="tmp_dir"):
+        JobLibRunner(config={"tmp_dir": 3})
+
+
+def test_capacity_resolution() -> None:
+    cpus = os.cpu_count() or 1
+    assert JobLibRunner(n_jobs=3).capacity == 3
+    assert JobLibRunner(n_jobs=-1).capacity == cpus
+    assert JobLibRunner().capacity == cpus
+    assert JobLibRunner(n_jobs=-2).capacity == max(cpus - 1, 1)
+    assert JobLibRunner(n_jobs=-1000).capacity == 1
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, aid2e_joblib\n"
+        "heavy = sorted(m for m in ('joblib', 'ax', 'torch') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import aid2e_joblib imported {out.stdout.strip()}"
+
+
+def test_registered_as_a_plugin() -> None:
+    import aid2e_joblib
+
+    (info,) = list(aid2e_joblib.aid2e_backends())
+    assert info.name == "joblib" and info.factory is JobLibRunner
+    assert info.kinds == frozenset({"function", "script"})
+
+
+# ------------------------------------------------------------------ behaviour
+@pytest.mark.timeout(120)
+def test_function_jobs_run_in_parallel(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=8, backend="loky")
+    runner.start()
+    try:
+        job = FunctionJob(function=objective_sleep, call_style="kwargs")
+        warm = [runner.submit(_request(tmp_path, i, job, {"seconds": 0.05})) for i in range(8)]
+        _wait_all(runner, warm)
+        start = time.monotonic()
+        handles = [runner.submit(_request(tmp_path, i, job, {"seconds": 0.5})) for i in range(8)]
+        states = _wait_all(runner, handles)
+        elapsed = time.monotonic() - start
+        assert all(s is JobState.COMPLETED for s in states.values()), states
+        assert elapsed < 3.0, f"8 jobs of 0.5 s on 8 workers took {elapsed:.2f}s"
+    finally:
+        runner.close()
+
+
+@pytest.mark.timeout(120)
+def test_worker_crash_is_a_failed_result_and_the_pool_recovers(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=2, backend="loky")
+    runner.start()
+    try:
+        crash = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_crash_worker), {"x": 1.0}))
+        assert _wait_all(runner, [crash])[crash.native_id] is JobState.FAILED
+        result = runner.result(crash)
+        assert result.state is JobState.FAILED and result.message
+        job = function_job(objective_ok, ["x", "y"])
+        ok = runner.submit(_request(tmp_path, 1, job, {"x": 1.0, "y": 1.0}))
+        assert _wait_all(runner, [ok])[ok.native_id] is JobState.COMPLETED, runner.result(ok).message
+    finally:
+        runner.close()
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_function_is_a_failed_result(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=1, backend="multiprocessing")
+    try:
+        lock_holder = _Unpicklable()
+        handle = runner.submit(_request(tmp_path, 0, FunctionJob(function=lock_holder), {"x": 1.0}))
+        assert _wait_all(runner, [handle])[handle.native_id] is JobState.FAILED
+        assert runner.result(handle).message
+    finally:
+        runner.close()
+
+
+class _Unpicklable:
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+
+    def __call__(self, **_kw):
+        return {"objective": 1.0}
+
+
+def test_function_handle_of_an_earlier_controller_is_lost(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    handle = JobHandle(backend="joblib", native_id="fn-0123", workdir=str(tmp_path),
+                       submitted_at=0.0, extra={"kind": "function"})
+    assert runner.poll([handle]) == {"fn-0123": JobState.FAILED}
+    result = runner.result(handle)
+    assert result.state is JobState.FAILED and "lost with its controller" in result.message
+    runner.close()
+
+
+def test_bad_and_stale_handles_do_not_break_poll(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    bad = JobHandle(backend="joblib", native_id="not-a-pid", workdir=str(tmp_path / "a"),
+                    submitted_at=0.0, extra={"kind": "script"})
+    # our own pid with a wrong start time: a reused pid, not the job
+    stale = JobHandle(backend="joblib", native_id=str(os.getpid()), workdir=str(tmp_path / "b"),
+                      submitted_at=0.0, extra={"kind": "script", "pid": os.getpid(), "start_time": 1})
+    states = runner.poll([bad, stale])
+    assert states == {"not-a-pid": JobState.FAILED, str(os.getpid()): JobState.FAILED}
+    assert runner.result(bad).state is JobState.FAILED
+    assert "exit status" in runner.result(stale).message
+    runner.cancel(stale)  # must not signal this process
+    runner.close()
+
+
+@pytest.mark.timeout(60)
+def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open('pid.txt', 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    request = _request(tmp_path, 0, script_job(script), {"x": 1.0})
+    handle = runner.submit(request)
+    pid_file = Path(request.workdir) / "pid.txt"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = int(pid_file.read_text())
+    before = time.monotonic()
+    runner.cancel(handle)
+    assert time.monotonic() - before < 1.0, "cancel() blocked the caller"
+    assert runner.poll([handle])[handle.native_id] is JobState.CANCELED
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        assert time.monotonic() < deadline, "SIGTERM-ignoring job survived cancel"
+        time.sleep(0.1)
+    runner.close()
+
+
+@pytest.mark.timeout(60)
+def test_children_are_reaped(tmp_path: Path) -> None:
+    script = tmp_path / "quick.py"
+    script.write_text("import json, os\njson.dump({'o': 1}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    runner = JobLibRunner(n_jobs=2, backend="threading")
+    handles = [runner.submit(_request(tmp_path, i, script_job(script), {"x": 1.0})) for i in range(3)]
+    _wait_all(runner, handles)
+    deadline = time.monotonic() + 5
+    for handle in handles:
+        while os.path.exists(f"/proc/{handle.native_id}"):  # a zombie keeps its /proc entry
+            assert time.monotonic() < deadline, f"pid {handle.native_id} was not reaped"
+            time.sleep(0.05)
+    runner.close()
+    runner.close()  # idempotent
+
+
+def test_submit_of_an_unsupported_kind_is_a_submit_error(tmp_path: Path) -> None:
+    from aid2e.errors import SubmitError
+
+    class NotebookJob:
+        kind = "notebook"
+
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    with pytest.raises(SubmitError, match="notebook"):
+        runner.submit(_request(tmp_path, 0, NotebookJob(), {}))

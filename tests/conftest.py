@@ -1,0 +1,80 @@
+"""Fixtures for the cross-package tests: Ax experiments (both client APIs) and local runners."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+pytest_plugins = ["aid2e.testing.fixtures"]
+
+
+def sobol_strategy():
+    """Quasi-random generation only: fast, and never capped in flight."""
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_node import GenerationStep
+    from ax.generation_strategy.generation_strategy import GenerationStrategy
+
+    return GenerationStrategy(
+        nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1, max_parallelism=None)]
+    )
+
+
+@pytest.fixture
+def make_ax_client():
+    """``make_ax_client(name, objectives=("objective",), sobol=True)``: an AxClient on x, y in [0, 1]."""
+
+    def make(name="exp", objectives=("objective",), sobol=True, minimize=True):
+        from ax.service.ax_client import AxClient, ObjectiveProperties
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client = AxClient(generation_strategy=sobol_strategy() if sobol else None,
+                              verbose_logging=False, random_seed=1)
+        client.create_experiment(
+            name=name,
+            parameters=[
+                {"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
+                {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
+            ],
+            objectives={o: ObjectiveProperties(minimize=minimize) for o in objectives},
+        )
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_client():
+    """``make_client(name, objective="-objective")``: an ax.Client on x, y in [0, 1]."""
+
+    def make(name="exp", objective="-objective", sobol=True):
+        from ax import Client, RangeParameterConfig
+
+        client = Client(random_seed=1)
+        client.configure_experiment(
+            name=name,
+            parameters=[RangeParameterConfig(name="x", parameter_type="float", bounds=(0.0, 1.0)),
+                        RangeParameterConfig(name="y", parameter_type="float", bounds=(0.0, 1.0))],
+        )
+        client.configure_optimization(objective=objective)
+        if sobol:
+            client.set_generation_strategy(sobol_strategy())
+        return client
+
+    return make
+
+
+@pytest.fixture
+def threads():
+    """A JobLibRunner with 4 threads (test functions need not pickle)."""
+    from aid2e_joblib import JobLibRunner
+
+    runner = JobLibRunner(n_jobs=4, backend="threading")
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 2}
