@@ -31,9 +31,8 @@ def main() -> None:
     parser.add_argument("--output", default="./aid2e_jobs")
     args = parser.parse_args()
 
-    from ax.service.ax_client import AxClient, ObjectiveProperties
-
     from aid2e import AxScheduler, JobLibRunner
+    from ax.service.ax_client import AxClient, ObjectiveProperties
 
     ax_client = AxClient(verbose_logging=False, random_seed=7)
     ax_client.create_experiment(

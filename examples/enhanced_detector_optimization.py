@@ -26,9 +26,8 @@ def main() -> None:
     parser.add_argument("--output", default="./aid2e_jobs")
     args = parser.parse_args()
 
-    from ax import Client, RangeParameterConfig
-
     from aid2e import AxScheduler, JobLibRunner
+    from ax import Client, RangeParameterConfig
 
     client = Client(random_seed=7)
     client.configure_experiment(

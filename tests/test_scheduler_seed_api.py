@@ -6,9 +6,8 @@ import json
 import sys
 import textwrap
 
-import pytest
-
 import aid2e
+import pytest
 
 
 def paraboloid(parameterization):
@@ -23,12 +22,12 @@ def observed(scheduler):
 
 def test_old_scheduler_names_are_aid2e_names():
     import scheduler
-
     from aid2e_joblib import JobLibRunner
 
     assert scheduler.AxScheduler is aid2e.AxScheduler
     assert scheduler.JobLibRunner is aid2e.JobLibRunner is JobLibRunner
-    from scheduler import AxScheduler, JobLibRunner as Old  # noqa: F401
+    from scheduler import AxScheduler  # noqa: F401
+    from scheduler import JobLibRunner as Old
 
     assert Old is JobLibRunner
 
@@ -92,10 +91,10 @@ def test_script_objective_seed_style(make_ax_client, threads, config, tmp_path):
 
 def test_shell_script_objective_with_mean_and_sem(make_ax_client, threads, config, tmp_path):
     script = tmp_path / "objective.sh"
-    script.write_text(
-        f'{sys.executable} -c "import json,os; p=json.load(open(os.environ[\'AID2E_PARAMS_FILE\']));'
-        f' json.dump({{\'objective\': {{\'mean\': p[\'x\'], \'sem\': 0.25}}}}, open(os.environ[\'AID2E_RESULT_FILE\'], \'w\'))"\n'
-    )
+    script.write_text(textwrap.dedent(f"""\
+        x=$({sys.executable} -c 'import json, os; print(json.load(open(os.environ["AID2E_PARAMS_FILE"]))["x"])')
+        echo "{{\\"objective\\": {{\\"mean\\": $x, \\"sem\\": 0.25}}}}" > "$AID2E_RESULT_FILE"
+    """))
     scheduler = aid2e.AxScheduler(make_ax_client("seed_sh"), threads, config)
     scheduler.set_script_objective(str(script))
     scheduler.run_optimization(max_trials=3)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .errors import ConfigError
 from .types import Measurement
@@ -205,7 +206,7 @@ class AxBridge:
         df = self.experiment.lookup_data(trial_indices=[index]).df.copy()
         if df.empty:
             return
-        for row, name in zip(df.index, df["metric_name"]):
+        for row, name in zip(df.index, df["metric_name"], strict=True):
             if name in metrics:
                 df.loc[row, "mean"] = metrics[name].mean
                 df.loc[row, "sem"] = float("nan") if metrics[name].sem is None else metrics[name].sem
@@ -276,7 +277,7 @@ class AxBridge:
         return {"api": CLIENT, "snapshot": self.client._to_json_snapshot()}
 
     @classmethod
-    def from_snapshot(cls, data: Mapping[str, Any]) -> "AxBridge":
+    def from_snapshot(cls, data: Mapping[str, Any]) -> AxBridge:
         api = data.get("api")
         if api == AXCLIENT:
             from ax.service.ax_client import AxClient

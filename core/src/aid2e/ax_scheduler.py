@@ -17,8 +17,9 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from attrs import define, field
@@ -47,7 +48,10 @@ MIN_FINISHED_FOR_RATE = 5
 
 @define(kw_only=True)
 class TrialRecord:
-    """aid2e's own record of one trial: where its job is and how it ended."""
+    """aid2e's own record of one trial: where its job is and how it ended.
+
+    A RUNNING record without a handle is a trial saved just before its job was submitted.
+    """
 
     index: int
     parameters: dict[str, Any]
@@ -62,7 +66,7 @@ class TrialRecord:
 class Batch:
     """Trials added inside ``batch_trial_context()``; they run in parallel on exit."""
 
-    def __init__(self, scheduler: "AxScheduler") -> None:
+    def __init__(self, scheduler: AxScheduler) -> None:
         self._scheduler = scheduler
         self.trial_indices: list[int] = []
 
@@ -87,7 +91,7 @@ class AxScheduler:
     an ``AxClient`` (deprecated by Ax) or ``None`` (then call :meth:`load_experiment`).
     """
 
-    def __init__(self, ax_client: Any, runner: "Backend", config: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, ax_client: Any, runner: Backend, config: Mapping[str, Any] | None = None) -> None:
         for method in ("submit", "poll", "result", "cancel"):
             if not callable(getattr(runner, method, None)):
                 raise ConfigError(
@@ -107,6 +111,7 @@ class AxScheduler:
         self._started = False
         self._progress: Any = None
         self._last_snapshot = float("-inf")
+        self._start_runner()  # workers warm up while the user sets the objective and Ax generates
 
     # ------------------------------------------------------------ the experiment
     @property
@@ -119,7 +124,7 @@ class AxScheduler:
         """The Ax client (``AxClient`` or ``ax.Client``) this scheduler drives."""
         return self._bridge_or_error().client
 
-    def _bridge_or_error(self) -> "AxBridge":
+    def _bridge_or_error(self) -> AxBridge:
         if self._bridge is None:
             raise ConfigError("no Ax experiment: pass an Ax client to AxScheduler or call load_experiment(path)")
         return self._bridge
@@ -200,11 +205,9 @@ class AxScheduler:
                 if wanted > 0 and not ax_done and not self._failure_rate_exceeded():
                     new, ax_done = bridge.next_trials(wanted)
                     generated = len(new)
-                    for index, parameters in new.items():
-                        self._launch(index, parameters, job)
-                    launched += generated
                     if generated:
-                        self._save_state()
+                        self._launch(new, job)
+                    launched += generated
                 if not self._running:
                     if launched >= max_trials or ax_done or self._failure_rate_exceeded():
                         break
@@ -245,10 +248,10 @@ class AxScheduler:
         self._progress = self._make_progress(len(pending))
         try:
             while pending or self._running:
-                while pending and len(self._running) < self.capacity:
-                    index, parameters = pending.pop(0)
-                    self._launch(index, dict(parameters), job)
-                self._save_state()
+                free = self.capacity - len(self._running)
+                if pending and free > 0:
+                    self._launch(dict(pending[:free]), job)
+                    del pending[:free]
                 if self._running and self._collect(self.config.monitoring_interval):
                     self._save_state()
         finally:
@@ -272,13 +275,22 @@ class AxScheduler:
             f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"
         )
 
-    def _launch(self, index: int, parameters: dict[str, Any], job: Any) -> None:
-        record = TrialRecord(index=index, parameters=dict(parameters))
-        self.trials[index] = record
+    def _launch(self, trials: Mapping[int, Mapping[str, Any]], job: Any) -> None:
+        """Submit trials ``{index: parameters}``. Their records are saved before submission
+        (no handle yet) and again with their handles, so no job ever runs unrecorded."""
+        for index, parameters in trials.items():
+            self.trials[index] = TrialRecord(index=index, parameters=dict(parameters))
+        self._save_state()
+        for index in trials:
+            self._submit(index, job)
+        self._save_state()
+
+    def _submit(self, index: int, job: Any) -> None:
+        record = self.trials[index]
         request = JobRequest(
             experiment=self._bridge_or_error().name,
             trial_index=index,
-            parameters=dict(parameters),
+            parameters=dict(record.parameters),
             job=job,
             workdir=str(self.trial_dir(index)),
             resources=Resources(),
@@ -364,12 +376,17 @@ class AxScheduler:
             handle = record.handle
             if handle is not None and handle.backend == getattr(self.runner, "name", None):
                 self._running[index] = handle
-            else:
-                where = handle.backend if handle is not None else "no backend"
+            elif handle is None:
                 self._finish(index, JobResult(
                     state=JobState.FAILED,
-                    message=f"trial was running on {where} when the experiment was saved and cannot "
-                    f"be followed with {type(self.runner).__name__}",
+                    message="the controller stopped while submitting this trial; its job may not have "
+                    f"run (see {self.trial_dir(index)})",
+                ))
+            else:
+                self._finish(index, JobResult(
+                    state=JobState.FAILED,
+                    message=f"trial was running on {handle.backend} when the experiment was saved and "
+                    f"cannot be followed with {type(self.runner).__name__}",
                 ))
 
     def cancel_running(self) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import abc
 import time
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 from .types import JobHandle, JobRequest, JobResult, JobState
 
@@ -67,7 +68,7 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Release resources. Jobs that can outlive the controller (scripts) keep running."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:

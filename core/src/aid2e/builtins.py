@@ -5,7 +5,7 @@ Registered through the core's entry point (group ``aid2e``), exactly like third-
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .hookspecs import hookimpl
 from .storage.filestore import FileStore

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from attrs import asdict, fields, frozen
 
@@ -33,7 +34,7 @@ class SchedulerConfig:
     snapshot_interval: float = 30.0
 
     @classmethod
-    def from_mapping(cls, config: Mapping[str, Any] | None) -> "SchedulerConfig":
+    def from_mapping(cls, config: Mapping[str, Any] | None) -> SchedulerConfig:
         if config is None:
             return cls()
         if isinstance(config, SchedulerConfig):

@@ -6,7 +6,8 @@ implementations register exactly like third-party plugins (entry-point group ``a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import pluggy
 

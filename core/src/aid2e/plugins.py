@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from importlib import metadata
-from typing import Any, Iterator
+from typing import Any
 
 import pluggy
 from attrs import define, field
@@ -77,6 +78,11 @@ def _error_text(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else ep.name
+
+
 def _record_label(record: Any) -> str:
     if isinstance(record, JobAdapter):
         return f"{record.kind}->{record.produces}"
@@ -101,14 +107,19 @@ class PluginManager:
     # ------------------------------------------------------------ loading
     def _load_entry_points(self) -> None:
         disabled = _disabled_names()
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        seen: set[tuple[str, str]] = set()
+        for ep in eps:
             dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else ep.name
+            dist_name = _dist_name(ep)
             version = dist.version if dist is not None else "unknown"
             builtin = dist_name == "aid2e"
-            name = dist_name if not builtin else f"aid2e ({ep.name})"
-            if name in self._infos:  # the same distribution seen twice on sys.path
+            key = (dist_name, ep.name)
+            if key in seen:  # the same distribution seen twice on sys.path
                 continue
+            seen.add(key)
+            several = sum(1 for other in eps if _dist_name(other) == dist_name) > 1
+            name = f"{dist_name} ({ep.name})" if builtin or several else dist_name
             info = PluginInfo(
                 name=name,
                 version=version,

@@ -8,7 +8,8 @@ Function jobs store their function as ``module:qualname`` (it must be importable
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from cattrs.preconf.json import make_converter
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Union
 
 from attrs import field, frozen
 

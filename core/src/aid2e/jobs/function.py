@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import traceback
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from ..types import FunctionJob, JobResult, JobState, parse_metrics

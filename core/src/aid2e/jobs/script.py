@@ -61,7 +61,7 @@ def prepare_workdir(request: JobRequest) -> Path:
         raise TypeError(f"prepare_workdir needs a script job, got {request.job.kind!r}")
     workdir = Path(request.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    for stale in (RESULT_FILE, STATUS_FILE):  # a rerun in the same directory starts clean
+    for stale in (RESULT_FILE, STATUS_FILE, STDOUT_FILE, STDERR_FILE):  # a rerun starts clean
         (workdir / stale).unlink(missing_ok=True)
     params_path = workdir / PARAMS_FILE
     atomic.write_json(params_path, request.parameters)

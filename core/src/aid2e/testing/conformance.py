@@ -82,6 +82,11 @@ def objective_sleep(seconds: float) -> dict[str, Any]:
     return {"slept": seconds}
 
 
+def objective_worker_pid(x: float, y: float) -> dict[str, Any]:
+    """The id of the process the function ran in (to show where it ran)."""
+    return {"objective": float(os.getpid())}
+
+
 def objective_crash_worker(**_parameters: Any) -> dict[str, Any]:
     """Kill the worker process outright (only for process-based backends' own tests)."""
     os._exit(13)

@@ -1,0 +1,95 @@
+"""Bad input gets a one-line error naming the thing to fix, before anything runs."""
+
+from __future__ import annotations
+
+import aid2e
+import pytest
+
+
+def objective(x, y):
+    return {"objective": x}
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"monitoring_intervall": 1}, "unknown config key 'monitoring_intervall'; valid keys:"),
+        ({"max_parallel_trials": 0}, "'max_parallel_trials' must be a positive integer"),
+        ({"tolerated_failure_rate": 2}, "'tolerated_failure_rate' must be between 0.0 and 1.0"),
+        ({"synchronous": "yes"}, "'synchronous' must be true or false"),
+        ({"monitoring_interval": "10s"}, "'monitoring_interval' must be a number"),
+        ("fast", "config must be a dict"),
+    ],
+)
+def test_bad_config(make_ax_client, threads, config, message):
+    with pytest.raises(aid2e.ConfigError) as info:
+        aid2e.AxScheduler(make_ax_client(), threads, config)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_runner(make_ax_client):
+    with pytest.raises(aid2e.ConfigError, match="runner must be an aid2e backend"):
+        aid2e.AxScheduler(make_ax_client(), "joblib")
+
+
+def test_bad_client(threads):
+    with pytest.raises(aid2e.ConfigError, match="needs an ax.Client or"):
+        aid2e.AxScheduler({"name": "exp"}, threads)
+
+
+def test_client_without_experiment(threads):
+    from ax import Client
+
+    with pytest.raises(aid2e.ConfigError, match="no experiment yet"):
+        aid2e.AxScheduler(Client(), threads)
+
+
+def test_no_objective(make_ax_client, threads, config):
+    scheduler = aid2e.AxScheduler(make_ax_client(), threads, config)
+    with pytest.raises(aid2e.ConfigError, match="no objective: call set_objective_function"):
+        scheduler.run_optimization(max_trials=1)
+
+
+def test_no_experiment(threads, config):
+    scheduler = aid2e.AxScheduler(None, threads, config)
+    scheduler.set_objective_function(objective)
+    with pytest.raises(aid2e.ConfigError, match="call load_experiment"):
+        scheduler.run_optimization(max_trials=1)
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, "10", True])
+def test_bad_max_trials(make_ax_client, threads, config, value):
+    scheduler = aid2e.AxScheduler(make_ax_client(), threads, config)
+    scheduler.set_objective_function(objective)
+    with pytest.raises(aid2e.ConfigError, match="max_trials must be a non-negative integer"):
+        scheduler.run_optimization(max_trials=value)
+
+
+def test_script_errors(make_ax_client, threads, config, tmp_path):
+    scheduler = aid2e.AxScheduler(make_ax_client(), threads, config)
+    with pytest.raises(aid2e.ConfigError, match="objective script not found: .*nope.py"):
+        scheduler.set_script_objective(str(tmp_path / "nope.py"))
+    plain = tmp_path / "simulate"
+    plain.write_text("echo hi\n")
+    with pytest.raises(aid2e.ConfigError, match="is not executable: chmod \\+x it"):
+        scheduler.set_script_objective(str(plain))
+    with pytest.raises(aid2e.ConfigError, match="needs a callable"):
+        scheduler.set_objective_function("objective")
+
+
+@pytest.mark.parametrize(
+    "path_content, message",
+    [
+        (None, "experiment file not found"),
+        ("{not json", "is not valid JSON"),
+        ('{"some": "thing"}', "is not an aid2e experiment file"),
+    ],
+)
+def test_bad_experiment_file(threads, config, tmp_path, path_content, message):
+    path = tmp_path / "saved.json"
+    if path_content is not None:
+        path.write_text(path_content)
+    scheduler = aid2e.AxScheduler(None, threads, config)
+    with pytest.raises(aid2e.ConfigError, match=message):
+        scheduler.load_experiment(str(path))

@@ -1,0 +1,222 @@
+"""How AxScheduler runs trials: slots kept full, Ax's in-flight cap lifted, both Ax APIs,
+state saved after every change, progress shown."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+
+import aid2e
+import pytest
+from aid2e.progress import Progress
+
+
+class CountingRunner:
+    """Wraps a runner and records how many jobs were in flight at most."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.kinds = inner.name, inner.kinds
+        self.in_flight, self.most = set(), 0
+        self.lock = threading.Lock()
+
+    capacity = property(lambda self: self.inner.capacity)
+
+    def start(self):
+        self.inner.start()
+
+    def submit(self, request):
+        handle = self.inner.submit(request)
+        with self.lock:
+            self.in_flight.add(handle.native_id)
+            self.most = max(self.most, len(self.in_flight))
+        return handle
+
+    def poll(self, handles):
+        states = self.inner.poll(handles)
+        with self.lock:
+            self.in_flight -= {k for k, s in states.items() if s.is_final}
+        return states
+
+    def result(self, handle):
+        return self.inner.result(handle)
+
+    def cancel(self, handle):
+        self.inner.cancel(handle)
+
+    def wait(self, handles, timeout):
+        self.inner.wait(handles, timeout)
+
+
+def sleepy(x, y):
+    time.sleep(0.3)
+    return {"objective": (x - 0.3) ** 2 + y}
+
+
+def two_metrics(x, y):
+    return {"a": x, "b": 1.0 - x + y}
+
+
+def test_slots_stay_full_and_refill_without_fixed_sleeps(make_ax_client, config):
+    from aid2e_joblib import JobLibRunner
+
+    runner = CountingRunner(JobLibRunner(n_jobs=6, backend="threading"))
+    scheduler = aid2e.AxScheduler(make_ax_client("full"), runner, {**config, "monitoring_interval": 30})
+    scheduler.set_objective_function(sleepy)
+    started = time.perf_counter()
+    scheduler.run_optimization(max_trials=18)
+    elapsed = time.perf_counter() - started
+    assert runner.most == 6
+    # 3 waves of 0.3 s; a scheduler that slept monitoring_interval (30 s) between checks would take minutes
+    assert elapsed < 5, elapsed
+    assert len(scheduler.experiment.trials) == 18
+
+
+def test_botorch_in_flight_cap_is_lifted(make_ax_client, config):
+    """Ax's BoTorch node caps trials in flight at 3; the scheduler raises it to its capacity."""
+    from aid2e_joblib import JobLibRunner
+
+    runner = CountingRunner(JobLibRunner(n_jobs=6, backend="threading"))
+    scheduler = aid2e.AxScheduler(make_ax_client("cap", sobol=False), runner, config)
+    scheduler.set_objective_function(sleepy)
+    with scheduler.batch_trial_context() as batch:  # data first, so the BoTorch node is active
+        for x in (0.1, 0.3, 0.5, 0.7, 0.9):
+            batch.add_trial({"x": x, "y": x / 2})
+    runner.most = 0
+    scheduler.run_optimization(max_trials=6)
+    assert runner.most > 3
+
+
+def test_synchronous_runs_one_at_a_time(make_ax_client, threads, config):
+    runner = CountingRunner(threads)
+    scheduler = aid2e.AxScheduler(make_ax_client("sync"), runner, {**config, "synchronous": True})
+    scheduler.set_objective_function(sleepy)
+    scheduler.run_optimization(max_trials=3)
+    assert runner.most == 1
+
+
+def test_max_parallel_trials_overrides_capacity(make_ax_client, threads, config):
+    runner = CountingRunner(threads)
+    scheduler = aid2e.AxScheduler(make_ax_client("max2"), runner, {**config, "max_parallel_trials": 2})
+    scheduler.set_objective_function(sleepy)
+    scheduler.run_optimization(max_trials=5)
+    assert runner.most == 2
+
+
+def test_new_client_api_single_objective(make_client, threads, config):
+    scheduler = aid2e.AxScheduler(make_client("client_single"), threads, config)
+    scheduler.set_objective_function(lambda parameterization: {"objective": parameterization["x"]})
+    best = scheduler.run_optimization(max_trials=6)
+    xs = [t.arm.parameters["x"] for t in scheduler.experiment.trials.values()]
+    assert best["x"] == min(xs)
+
+
+def test_new_client_api_pareto_and_failures(make_client, threads, config):
+    scheduler = aid2e.AxScheduler(make_client("client_pareto", objective="-a, -b"), threads,
+                                  {**config, "tolerated_failure_rate": 1.0})
+    scheduler.set_objective_function(two_metrics)
+    pareto = scheduler.run_optimization(max_trials=8)
+    assert pareto and set(pareto) <= set(range(8))
+    points = {i: two_metrics(**t.arm.parameters) for i, t in scheduler.experiment.trials.items()}
+    for i in pareto:  # nothing dominates a Pareto point
+        assert not any(p["a"] < points[i]["a"] and p["b"] < points[i]["b"] for p in points.values())
+    scheduler.set_objective_function(lambda x, y: {"a": x})
+    scheduler.run_optimization(max_trials=1)
+    trial = scheduler.experiment.trials[8]
+    assert trial.status.name == "FAILED" and "lacks objective metric(s) 'b'" in trial.status_reason
+
+
+def test_loky_workers_run_importable_functions(make_ax_client, config):
+    """Functions run in separate worker processes with the default loky backend."""
+    from aid2e.testing.conformance import objective_worker_pid  # module level: picklable by reference
+    from aid2e_joblib import JobLibRunner
+
+    with JobLibRunner(n_jobs=2) as runner:
+        scheduler = aid2e.AxScheduler(make_ax_client("loky"), runner, config)
+        scheduler.set_objective_function(objective_worker_pid)
+        scheduler.run_optimization(max_trials=4)
+    pids = set(scheduler.experiment.lookup_data().df["mean"])
+    assert len(scheduler.experiment.lookup_data().df) == 4
+    assert os.getpid() not in pids
+
+
+def test_state_is_saved_after_every_change(make_ax_client, threads, config, tmp_path):
+    seen = []
+
+    def watch(x, y):
+        state = json.loads((tmp_path / "jobs" / "watched" / "trials.json").read_text())
+        seen.append({t["index"]: t["status"] for t in state["scheduler"]["trials"]})
+        return {"objective": x}
+
+    scheduler = aid2e.AxScheduler(make_ax_client("watched"), threads, {**config, "synchronous": True})
+    scheduler.set_objective_function(watch)
+    scheduler.run_optimization(max_trials=3)
+    # while trial i runs, the saved state already shows it RUNNING and the earlier ones COMPLETED
+    assert seen == [{0: "RUNNING"}, {0: "COMPLETED", 1: "RUNNING"},
+                    {0: "COMPLETED", 1: "COMPLETED", 2: "RUNNING"}]
+    saved = json.loads((scheduler.experiment_dir / "trials.json").read_text())
+    handles = [t["handle"] for t in saved["scheduler"]["trials"]]
+    assert all(h["backend"] == "joblib" and h["native_id"] for h in handles)
+
+    reloaded = aid2e.AxScheduler(None, threads, config)
+    reloaded.load_experiment(str(scheduler.experiment_dir))
+    assert [t.status.name for t in reloaded.experiment.trials.values()] == ["COMPLETED"] * 3
+
+
+def test_stale_snapshot_is_completed_from_trial_records(make_ax_client, threads, config):
+    """experiment.json is written every snapshot_interval; trials.json after every change.
+    Loading the directory replays the newer trial records onto the older Ax snapshot."""
+    scheduler = aid2e.AxScheduler(make_ax_client("stale"), threads, {**config, "snapshot_interval": 3600})
+    scheduler.set_objective_function(lambda x, y: {"objective": x + y})
+    scheduler.run_optimization(max_trials=2)
+    snapshot = (scheduler.experiment_dir / "experiment.json").read_text()
+    scheduler.run_optimization(max_trials=3)
+    (scheduler.experiment_dir / "experiment.json").write_text(snapshot)  # as if we crashed before it was rewritten
+
+    reloaded = aid2e.AxScheduler(None, threads, config)
+    reloaded.load_experiment(str(scheduler.experiment_dir))
+    assert [t.status.name for t in reloaded.experiment.trials.values()] == ["COMPLETED"] * 5
+    original = scheduler.experiment.lookup_data().df.sort_values("trial_index")
+    restored = reloaded.experiment.lookup_data().df.sort_values("trial_index")
+    assert list(restored["mean"]) == list(original["mean"])
+
+
+def test_progress_line_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    progress = Progress(10, stream=out)
+    progress.update(completed=3, running=2, failed=1, best="objective=0.125")
+    progress.update(completed=3, running=2, failed=1, best="objective=0.125")  # unchanged: not rewritten
+    progress.close()
+    assert out.getvalue() == "\r\033[Kaid2e: 3 completed, 2 running, 1 failed of 10; best objective=0.125\n"
+
+
+def test_progress_is_a_log_record_off_a_terminal(caplog):
+    caplog.set_level("INFO", logger="aid2e")
+    progress = Progress(4, stream=io.StringIO())
+    progress.update(completed=1, running=1, failed=0, best=None)
+    assert "aid2e: 1 completed, 1 running, 0 failed of 4" in caplog.text
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, aid2e, scheduler; print('ax' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("api", ["AxClient", "Client"])
+def test_zero_trials_is_a_no_op(make_ax_client, make_client, threads, config, api):
+    client = make_ax_client("zero") if api == "AxClient" else make_client("zero")
+    scheduler = aid2e.AxScheduler(client, threads, config)
+    scheduler.set_objective_function(lambda x, y: {"objective": x})
+    assert scheduler.run_optimization(max_trials=0) is None
+    assert len(scheduler.experiment.trials) == 0
