@@ -10,7 +10,7 @@ extras=""
 if [[ "${1:-}" == "--test" ]]; then
     extras="pytest>=8 pytest-timeout>=2.3 ruff"
 fi
-stamp="$VENV/.aid2e-setup"
+stamp="$VENV/.aid2e-setup${1:+-${1#--}}"
 digest=$( (echo "$want $extras"; cat core/pyproject.toml plugins/*/pyproject.toml) | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
     exit 0

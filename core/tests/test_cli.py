@@ -83,7 +83,7 @@ def test_json_lists_plugin_records(plugin_manager, register_plugin, capsys):
         "entry_point": "(in-process)",
         "status": "active",
         "builtin": False,
-        "provides": {"backends": ["fake"], "job_kinds": ["container"], "storages": ["s3"]},
+        "provides": {"backends": ["fake"], "job_kinds": ["container"], "storages": ["s3"], "job_adapters": []},
         "error": None,
     }
     assert not any(r["builtin"] for r in rows.values())
@@ -213,7 +213,7 @@ def test_broken_entry_point_is_reported_not_fatal(fake_site):
     assert broken["entry_point"] == "broken = brokenplug_mod"
     good = rows["goodplug"]
     assert good["status"] == "active" and good["error"] is None
-    assert good["provides"] == {"backends": ["good"]}
+    assert good["provides"] == {"backends": ["good"], "job_kinds": [], "storages": [], "job_adapters": []}
     assert rows["aid2e (builtins)"]["status"] == "active"
     assert rows["aid2e (builtins)"]["provides"]["job_kinds"] == ["function", "script"]
     assert "Traceback" not in proc.stderr

@@ -68,7 +68,8 @@ class PluginInfo:
             "entry_point": self.entry_point,
             "status": self.status,
             "builtin": self.builtin,
-            "provides": {k: list(v) for k, v in self.provides.items()},
+            # every kind of record is listed, empty or not, so scripts need no key checks
+            "provides": {key: list(self.provides.get(key, ())) for _t, key in REGISTRATION_HOOKS.values()},
             "error": self.error,
         }
 

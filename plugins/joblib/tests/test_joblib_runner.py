@@ -236,3 +236,55 @@ def test_submit_of_an_unsupported_kind_is_a_submit_error(tmp_path: Path) -> None
     runner = JobLibRunner(n_jobs=1, backend="threading")
     with pytest.raises(SubmitError, match="notebook"):
         runner.submit(_request(tmp_path, 0, NotebookJob(), {}))
+
+
+def report_tmpdir(x: float, y: float) -> dict:
+    import tempfile
+
+    return {"objective": float(len(tempfile.gettempdir())), "x": x}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_tmp_dir_is_the_jobs_temporary_directory(tmp_path, backend):
+    """config tmp_dir becomes TMPDIR of script jobs and of process workers."""
+    from aid2e.jobs.script import script_job
+    from aid2e.types import JobRequest
+
+    tmp_dir = tmp_path / "scratch" / "tmp"
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import json, os, tempfile\n"
+        "json.dump({'ok': 1.0, 'len': len(tempfile.gettempdir())}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n"
+        "open('tmpdir.txt', 'w').write(tempfile.gettempdir())\n"
+    )
+    runner = JobLibRunner(n_jobs=1, backend=backend, config={"tmp_dir": str(tmp_dir)})
+    try:
+        assert tmp_dir.is_dir() and runner.config.tmp_dir == str(tmp_dir)
+        request = JobRequest(experiment="t", trial_index=0, parameters={"x": 1.0, "y": 2.0},
+                             job=script_job(script), workdir=str(tmp_path / "trial_0"))
+        handle = runner.submit(request)
+        deadline = time.time() + 30
+        while not runner.poll([handle])[handle.native_id].is_final and time.time() < deadline:
+            runner.wait([handle], 1.0)
+        assert runner.result(handle).state.value == "COMPLETED"
+        assert (tmp_path / "trial_0" / "tmpdir.txt").read_text() == str(tmp_dir)
+
+        from aid2e.jobs.function import function_job
+
+        fn_request = JobRequest(experiment="t", trial_index=1, parameters={"x": 1.0, "y": 2.0},
+                                job=function_job(report_tmpdir, ["x", "y"]), workdir=str(tmp_path / "trial_1"))
+        fn_handle = runner.submit(fn_request)
+        while not runner.poll([fn_handle])[fn_handle.native_id].is_final and time.time() < deadline:
+            runner.wait([fn_handle], 1.0)
+        result = runner.result(fn_handle)
+        assert result.metrics["objective"].mean == len(str(tmp_dir)), result
+    finally:
+        runner.close()
+
+
+def test_tmp_dir_that_cannot_be_created_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="joblib config 'tmp_dir': cannot create"):
+        JobLibRunner(config={"tmp_dir": str(blocker / "tmp")})

@@ -51,12 +51,21 @@ FOREIGN_POLL = 0.2
 class JobLibConfig:
     """Options of the joblib backend (the ``config`` dict of :class:`JobLibRunner`).
 
-    They are kept on ``runner.config`` for the job kinds and plugins that build on this
-    backend (e.g. the container kind reads ``container_engine``).
+    * ``tmp_dir``: jobs' temporary files go here (``TMPDIR`` of script jobs and of process
+      workers; thread workers share the controller's environment);
+    * ``container_engine``: read by the container job kind (aid2e-containers).
     """
 
     tmp_dir: str | None = None
     container_engine: str | None = None
+
+
+def _set_worker_env(env: dict[str, str]) -> None:
+    """Process-worker initializer: the runner's job environment (TMPDIR re-read by tempfile)."""
+    import tempfile
+
+    os.environ.update(env)
+    tempfile.tempdir = None
 
 
 def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLibConfig:
@@ -75,7 +84,15 @@ def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLib
     for key, value in config.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"joblib config {key!r} must be a string, got {type(value).__name__}")
-    return JobLibConfig(**dict(config))
+    values = dict(config)
+    if values.get("tmp_dir"):
+        tmp_dir = Path(values["tmp_dir"]).expanduser().resolve()
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from None
+        values["tmp_dir"] = str(tmp_dir)
+    return JobLibConfig(**values)
 
 
 def _resolve_n_jobs(n_jobs: Any) -> int:
@@ -224,12 +241,18 @@ class JobLibRunner(Backend):
         if self.backend == "loky":
             from joblib.externals.loky import get_reusable_executor
 
-            return get_reusable_executor(max_workers=self._capacity)
+            return get_reusable_executor(max_workers=self._capacity, env=self._job_env() or None)
         if self.backend == "threading":
             return concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._capacity, thread_name_prefix="aid2e-joblib"
             )
-        return concurrent.futures.ProcessPoolExecutor(max_workers=self._capacity)
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self._capacity, initializer=_set_worker_env, initargs=(self._job_env(),)
+        )
+
+    def _job_env(self) -> dict[str, str]:
+        """Environment every job gets from this runner's config."""
+        return {"TMPDIR": self.config.tmp_dir} if self.config.tmp_dir else {}
 
     def _get_executor(self) -> Any:
         with self._lock:
@@ -315,6 +338,8 @@ class JobLibRunner(Backend):
         return handle
 
     def _submit_script(self, request: JobRequest) -> JobHandle:
+        if self._job_env():
+            request = attrs.evolve(request, job=attrs.evolve(request.job, env={**self._job_env(), **request.job.env}))
         try:
             workdir = script_kind.prepare_workdir(request)
             (workdir / CANCEL_MARKER).unlink(missing_ok=True)
