@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import asdict, fields, frozen
@@ -41,12 +41,7 @@ class SchedulerConfig:
             return config
         if not isinstance(config, Mapping):
             raise ConfigError(f"config must be a dict, got {type(config).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown config key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
-            )
+        reject_unknown_keys(config, [f.name for f in fields(cls)], "config")
         values = dict(config)
         _number(values, "monitoring_interval", minimum=0.0)
         _number(values, "tolerated_failure_rate", minimum=0.0, maximum=1.0)
@@ -67,6 +62,15 @@ class SchedulerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def reject_unknown_keys(config: Mapping[str, Any], valid: Iterable[str], what: str) -> None:
+    """Raise a one-line ConfigError naming the first unknown key of ``config`` and the valid ones
+    (for the scheduler's config and for backends' ``config`` dicts alike)."""
+    valid = sorted(valid)
+    unknown = sorted(str(k) for k in config if k not in valid)
+    if unknown:
+        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}")
 
 
 def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float | None = None) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 from aid2e import atomic
 from aid2e.backend import Backend
+from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.function import run_function_job
@@ -75,12 +76,7 @@ def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLib
         return config
     if not isinstance(config, Mapping):
         raise ConfigError(f"joblib config must be a dict, got {type(config).__name__}")
-    valid = [a.name for a in attrs.fields(JobLibConfig)]
-    unknown = sorted(str(k) for k in config if k not in valid)
-    if unknown:
-        raise ConfigError(
-            f"unknown joblib config key {unknown[0]!r} (valid keys: {', '.join(valid)})"
-        )
+    reject_unknown_keys(config, [a.name for a in attrs.fields(JobLibConfig)], "joblib config")
     for key, value in config.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"joblib config {key!r} must be a string, got {type(value).__name__}")
