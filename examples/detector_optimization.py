@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--output", default="./aid2e_jobs")
     args = parser.parse_args()
 
-    from aid2e import AxScheduler, JobLibRunner
     from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    from aid2e import AxScheduler, JobLibRunner
 
     ax_client = AxClient(verbose_logging=False, random_seed=7)
     ax_client.create_experiment(

@@ -26,8 +26,9 @@ def main() -> None:
     parser.add_argument("--output", default="./aid2e_jobs")
     args = parser.parse_args()
 
-    from aid2e import AxScheduler, JobLibRunner
     from ax import Client, RangeParameterConfig
+
+    from aid2e import AxScheduler, JobLibRunner
 
     client = Client(random_seed=7)
     client.configure_experiment(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import textwrap
 
-import aid2e
 import pytest
+
+import aid2e
 
 
 def raises(parameterization):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import aid2e
 import pytest
+
+import aid2e
 
 
 def objective(x, y):

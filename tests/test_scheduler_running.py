@@ -9,8 +9,9 @@ import os
 import threading
 import time
 
-import aid2e
 import pytest
+
+import aid2e
 from aid2e.progress import Progress
 
 

@@ -6,8 +6,9 @@ import json
 import sys
 import textwrap
 
-import aid2e
 import pytest
+
+import aid2e
 
 
 def paraboloid(parameterization):

@@ -11,8 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-import aid2e
 import pytest
+
+import aid2e
 from aid2e import BackendInfo, JobKind, StorageInfo, hookimpl
 from aid2e.cli import main
 from aid2e.errors import ConfigError

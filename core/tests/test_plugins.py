@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
-import aid2e
 import pytest
+
+import aid2e
 from aid2e import BackendInfo, JobAdapter, JobKind, StorageInfo, hookimpl
 from aid2e.errors import PluginNotInstalledError
 from aid2e.plugins import get_plugin_manager
@@ -75,7 +76,8 @@ def test_fixture_installs_the_process_wide_manager(plugin_manager):
 def test_builtins_are_loaded_from_their_entry_point(plugin_manager):
     builtin = _row(plugin_manager, "aid2e (builtins)")
     assert builtin.builtin and builtin.status == "active"
-    assert builtin.provides == {"job_kinds": ["function", "script"], "storages": ["file"]}
+    assert builtin.provides == {"job_kinds": ["function", "script"], "storages": ["file"],
+                                "job_adapters": ["function->script"]}
     assert plugin_manager.job_kind("function").spec_type is FunctionJob
     assert plugin_manager.job_kind("script").spec_type is ScriptJob
     assert "file" in plugin_manager.storages()
@@ -96,7 +98,8 @@ def test_in_process_plugin_shows_what_it_provides(plugin_manager, register_plugi
     assert plugin_manager.backends()["fake"].kinds == frozenset({"script", "notebook"})
     assert plugin_manager.job_kind("notebook").spec_type is NotebookJob
     assert plugin_manager.storages()["fakestore"].factory is FakeStore
-    assert [a.produces for a in plugin_manager.job_adapters()] == ["script"]
+    assert [(a.kind, a.produces) for a in plugin_manager.job_adapters()] == [
+        ("function", "script"), ("notebook", "script")]
     assert info.to_json()["provides"]["backends"] == ["fake"]
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from aid2e.errors import ConfigError
 from aid2e.jobs import script
 from aid2e.jobs.function import call_style_for, function_job, run_function_job

@@ -6,6 +6,8 @@ import json
 import os.path
 
 import pytest
+from cattrs.errors import ClassValidationError
+
 from aid2e.errors import ConfigError
 from aid2e.serialize import dump_job, from_json, load_job, to_json
 from aid2e.types import (
@@ -18,7 +20,6 @@ from aid2e.types import (
     Resources,
     ScriptJob,
 )
-from cattrs.errors import ClassValidationError
 
 
 def objective(x: float) -> dict[str, float]:

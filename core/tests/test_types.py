@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from aid2e.types import JobResult, JobState, Measurement, parse_metrics
 
 

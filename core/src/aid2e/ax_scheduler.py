@@ -31,7 +31,7 @@ from .jobs.function import function_job
 from .jobs.script import script_job
 from .plugins import get_plugin_manager
 from .storage.filestore import FileStore
-from .types import JobHandle, JobRequest, JobResult, JobState, Measurement, Resources
+from .types import FunctionJob, JobAdapter, JobHandle, JobRequest, JobResult, JobState, Measurement, Resources
 
 if TYPE_CHECKING:
     from .ax_bridge import AxBridge
@@ -143,12 +143,13 @@ class AxScheduler:
         see :mod:`aid2e.jobs.function`), returning ``{metric: value or (mean, sem)}``."""
         if not callable(function):
             raise ConfigError(f"set_objective_function needs a callable, got {type(function).__name__}")
-        self._objective = lambda: function_job(function, self._bridge_or_error().parameter_names)
+        self._set_objective(lambda: function_job(function, self._bridge_or_error().parameter_names),
+                            FunctionJob(function=function))
 
     def set_script_objective(self, script_path: str, args: tuple[str, ...] = ()) -> None:
         """Evaluate trials by running a script (contract in :mod:`aid2e.jobs.script`)."""
         spec = script_job(script_path, tuple(args))
-        self._objective = lambda: spec
+        self._set_objective(lambda: spec, spec)
 
     def set_container_objective(self, container_image: str, container_command: Any, **options: Any) -> None:
         """Evaluate trials by running ``container_command`` in ``container_image``
@@ -158,7 +159,7 @@ class AxScheduler:
             spec = kind.spec_type(image=container_image, command=container_command, **options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad container objective: {exc}") from None
-        self._objective = lambda: spec
+        self._set_objective(lambda: spec, spec)
 
     def _job_spec(self) -> Any:
         if self._objective is None:
@@ -263,17 +264,31 @@ class AxScheduler:
             self.runner.start()
             self._started = True
 
-    def _adapt(self, request: JobRequest) -> JobRequest:
+    def _adapter_for(self, kind: str) -> JobAdapter | None:
+        """``None`` if the runner runs ``kind`` natively, else the adapter that makes it runnable."""
         kinds = frozenset(getattr(self.runner, "kinds", frozenset()))
-        if request.job.kind in kinds:
-            return request
+        if kind in kinds:
+            return None
         for adapter in get_plugin_manager().job_adapters():
-            if adapter.kind == request.job.kind and adapter.produces in kinds:
-                return adapter.adapt(request)
+            if adapter.kind == kind and adapter.produces in kinds:
+                return adapter
         raise ConfigError(
-            f"{type(self.runner).__name__} cannot run {request.job.kind} jobs (it runs: "
+            f"{type(self.runner).__name__} cannot run {kind} jobs (it runs: "
             f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"
         )
+
+    def _set_objective(self, make_spec: Callable[[], Any], spec: Any = None) -> None:
+        """Use ``make_spec()`` for every trial, after checking now what can be checked:
+        that the runner can run the kind, and the adapter's own ``check``."""
+        if spec is not None:
+            adapter = self._adapter_for(spec.kind)
+            if adapter is not None and adapter.check is not None:
+                adapter.check(spec, self.runner)
+        self._objective = make_spec
+
+    def _adapt(self, request: JobRequest) -> JobRequest:
+        adapter = self._adapter_for(request.job.kind)
+        return request if adapter is None else adapter.adapt(request, self.runner)
 
     def _launch(self, trials: Mapping[int, Mapping[str, Any]], job: Any) -> None:
         """Submit trials ``{index: parameters}``. Their records are saved before submission
@@ -298,7 +313,10 @@ class AxScheduler:
         try:
             request = self._adapt(request)
             Path(request.workdir).mkdir(parents=True, exist_ok=True)
-            record.handle = self.runner.submit(request)
+            handle = self.runner.submit(request)
+            if request.labels:
+                handle = attrs.evolve(handle, extra={**handle.extra, **request.labels})
+            record.handle = handle
         except (SubmitError, ConfigError, OSError) as exc:
             self._finish(index, JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}"))
             if isinstance(exc, ConfigError):

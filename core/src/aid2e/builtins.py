@@ -1,4 +1,4 @@
-"""The core's own plugin: function and script job kinds and the file storage.
+"""The core's own plugin: function and script job kinds, the function->script adapter, the file storage.
 
 Registered through the core's entry point (group ``aid2e``), exactly like third-party plugins.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .hookspecs import hookimpl
+from .jobs.function import check_picklable, to_script_job
 from .storage.filestore import FileStore
-from .types import FunctionJob, JobKind, ScriptJob, StorageInfo
+from .types import FunctionJob, JobAdapter, JobKind, ScriptJob, StorageInfo
 
 
 @hookimpl
@@ -24,3 +25,9 @@ def aid2e_job_kinds() -> Iterator[JobKind]:
 def aid2e_storages() -> Iterator[StorageInfo]:
     yield StorageInfo(name="file", factory=FileStore,
                       description="JSON files written atomically under the job output directory")
+
+
+@hookimpl
+def aid2e_job_adapters() -> Iterator[JobAdapter]:
+    yield JobAdapter(kind="function", produces="script", adapt=to_script_job, check=check_picklable,
+                     description="pickle the function into the trial directory; a batch job runs it")

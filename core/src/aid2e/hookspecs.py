@@ -66,7 +66,7 @@ def aid2e_job_adapters() -> Iterable[JobAdapter]:
 
         @hookimpl
         def aid2e_job_adapters():
-            def to_script(request):
+            def to_script(request, backend):
                 argv = ["podman", "run", "--rm", request.job.image, *request.job.command]
                 return attrs.evolve(request, job=ScriptJob(argv=argv))
             yield JobAdapter(kind="container", produces="script", adapt=to_script,

@@ -82,7 +82,7 @@ def _check_keys(data: Any, *, required: set[str], optional: set[str], what: str)
 
 def _structure_request(data: Any, _cls: Any) -> JobRequest:
     _check_keys(data, required={"experiment", "trial_index", "parameters", "job", "workdir"},
-                optional={"resources"}, what="a job request")
+                optional={"resources", "labels"}, what="a job request")
     return JobRequest(
         experiment=data["experiment"],
         trial_index=data["trial_index"],
@@ -90,6 +90,7 @@ def _structure_request(data: Any, _cls: Any) -> JobRequest:
         job=load_job(data["job"]),
         workdir=data["workdir"],
         resources=converter.structure(data.get("resources", {}), Resources),
+        labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
     )
 
 
@@ -102,6 +103,7 @@ converter.register_unstructure_hook(
         "job": dump_job(req.job),
         "workdir": req.workdir,
         "resources": converter.unstructure(req.resources),
+        "labels": dict(req.labels),
     },
 )
 converter.register_structure_hook(JobRequest, _structure_request)

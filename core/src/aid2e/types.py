@@ -98,6 +98,9 @@ class JobRequest:
     job: JobSpec
     workdir: str
     resources: Resources = field(factory=Resources)
+    #: Facts about the job worth keeping (e.g. a container image digest); the scheduler
+    #: stores them in the trial's handle (``JobHandle.extra``).
+    labels: dict[str, str] = field(factory=dict)
 
 
 @frozen(kw_only=True)
@@ -152,11 +155,19 @@ class BackendInfo:
 
 @frozen(kw_only=True)
 class JobAdapter:
-    """Turns a ``kind`` job into a ``produces`` job: ``adapt(request) -> JobRequest``."""
+    """Turns a ``kind`` job into a ``produces`` job a backend runs natively.
+
+    ``adapt(request, backend) -> JobRequest`` is called for each trial (``backend`` is the
+    runner, so an adapter can read its config, e.g. ``container_engine``).
+    ``check(spec, backend)``, if given, is called when the objective is set, before any trial
+    exists, and raises :class:`~aid2e.errors.ConfigError` for what can be known then
+    (an engine not installed, an image missing).
+    """
 
     kind: str
     produces: str
-    adapt: Callable[[JobRequest], JobRequest]
+    adapt: Callable[[JobRequest, Any], JobRequest]
+    check: Callable[[Any, Any], None] | None = None
     description: str = ""
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from aid2e.errors import ConfigError
 from aid2e.jobs.function import function_job
 from aid2e.jobs.script import script_job

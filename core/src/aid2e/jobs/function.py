@@ -8,12 +8,17 @@ positional parameter is not a search-space parameter name gets the parameters as
 from __future__ import annotations
 
 import inspect
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+import attrs
+
+from .. import atomic
 from ..errors import ConfigError
-from ..types import FunctionJob, JobResult, JobState, parse_metrics
+from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, parse_metrics
 
 
 def call_style_for(function: Callable[..., Any], parameter_names: Iterable[str]) -> str:
@@ -59,3 +64,30 @@ def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResu
     except ValueError as exc:
         return JobResult(state=JobState.FAILED, message=f"bad objective result: {exc}")
     return JobResult(state=JobState.COMPLETED, metrics=metrics)
+
+
+# ------------------------------------------------------------------ on batch systems
+PAYLOAD_FILE = "aid2e_function.pkl"
+
+
+def check_picklable(spec: FunctionJob, _backend: Any = None) -> bytes:
+    """The function serialised with cloudpickle, or a ConfigError saying why it cannot be."""
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps((spec.function, spec.call_style))
+    except Exception as exc:
+        raise ConfigError(
+            f"the objective function cannot be serialised for a batch job ({type(exc).__name__}: {exc}); "
+            "define it at module level and keep open files, locks and clients out of its closure"
+        ) from None
+
+
+def to_script_job(request: JobRequest, _backend: Any = None) -> JobRequest:
+    """Adapter for backends that only run programs: the function and its call style are
+    pickled into the trial directory and run there by :mod:`aid2e.jobs.run_function` with this
+    controller's interpreter (a shared file system is assumed, as on every HPC cluster)."""
+    payload = Path(request.workdir) / PAYLOAD_FILE
+    atomic.write_bytes(payload, check_picklable(request.job))
+    argv = (sys.executable, "-m", "aid2e.jobs.run_function", str(payload))
+    return attrs.evolve(request, job=ScriptJob(argv=argv))

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from attrs import frozen
+
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
@@ -34,7 +36,6 @@ from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.function import run_function_job
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
-from attrs import frozen
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ class JobLibConfig:
 
     tmp_dir: str | None = None
     container_engine: str | None = None
+
+
+def _shutdown(executor: Any, backend: str, *, wait: bool = False) -> None:
+    """Stop a pool; loky's kills its workers, the stdlib ones cancel queued work. Waiting
+    (for the killed workers to be reaped) lets loky release its semaphores cleanly."""
+    if backend == "loky":
+        executor.shutdown(wait=wait, kill_workers=True)
+    else:
+        executor.shutdown(wait=wait and backend != "threading", cancel_futures=True)
 
 
 def _set_worker_env(env: dict[str, str]) -> None:
@@ -235,9 +245,11 @@ class JobLibRunner(Backend):
     # ------------------------------------------------------------ executor
     def _new_executor(self) -> Any:
         if self.backend == "loky":
-            from joblib.externals.loky import get_reusable_executor
+            # joblib's loky pool, one per runner: the process-wide reusable executor would be
+            # resized (and waited on) by every other runner of another size.
+            from joblib.externals.loky import ProcessPoolExecutor as LokyPool
 
-            return get_reusable_executor(max_workers=self._capacity, env=self._job_env() or None)
+            return LokyPool(max_workers=self._capacity, env=self._job_env() or None)
         if self.backend == "threading":
             return concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._capacity, thread_name_prefix="aid2e-joblib"
@@ -260,11 +272,10 @@ class JobLibRunner(Backend):
         with self._lock:
             if self._executor is executor:
                 self._executor = None
-        if self.backend != "loky":  # loky's reusable executor replaces itself when broken
-            try:
-                executor.shutdown(wait=False, cancel_futures=True)
-            except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
-                log.debug("shutting down a broken executor failed", exc_info=True)
+        try:
+            _shutdown(executor, self.backend)
+        except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
+            log.debug("shutting down a broken executor failed", exc_info=True)
 
     def start(self) -> None:
         """Start the workers now (without waiting) so the first trials do not pay for it."""
@@ -284,17 +295,11 @@ class JobLibRunner(Backend):
         if executor is None:
             return
         try:
-            if self.backend == "loky":
-                # The reusable executor is shared by the process; idle workers stay for reuse
-                # (and time out by themselves). Workers still running our jobs are killed:
-                # function jobs cannot outlive their controller.
-                if unfinished:
-                    executor.shutdown(wait=False, kill_workers=True)
-            else:
-                executor.shutdown(wait=False, cancel_futures=True)
-                if unfinished and self.backend == "multiprocessing":
-                    for process in list(getattr(executor, "_processes", {}).values()):
-                        process.terminate()
+            # function jobs cannot outlive their controller: workers still running them are killed
+            if unfinished and self.backend == "multiprocessing":
+                for process in list(getattr(executor, "_processes", {}).values()):
+                    process.terminate()
+            _shutdown(executor, self.backend, wait=True)
         except Exception:  # noqa: BLE001 - close must not fail
             log.debug("closing the joblib executor failed", exc_info=True)
         with self._cond:
