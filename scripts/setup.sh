@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Create or update .venv with aid2e and its plugins. Idempotent; a no-op when nothing changed.
 #   scripts/setup.sh          the core and the joblib plugin (enough for the demo)
-#   scripts/setup.sh --test   everything the test suite needs
+#   scripts/setup.sh --test   the core, every plugin under plugins/ and the test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${AID2E_VENV:-.venv}
-want="core plugins/joblib"
-extras=""
-if [[ "${1:-}" == "--test" ]]; then
-    extras="pytest>=8 pytest-timeout>=2.3 ruff"
+mode=${1:-}
+if [[ "$mode" == "--test" ]]; then
+    want="core $(for d in plugins/*/; do [[ -f "$d/pyproject.toml" ]] && printf '%s ' "${d%/}"; done)"
+    extras="pytest>=8 pytest-timeout>=2.3 ruff hypothesis"
+else
+    want="core plugins/joblib"
+    extras=""
 fi
-stamp="$VENV/.aid2e-setup${1:+-${1#--}}"
-digest=$( (echo "$want $extras"; cat core/pyproject.toml plugins/*/pyproject.toml) | sha256sum | cut -c1-16)
+stamp="$VENV/.aid2e-setup${mode:+-${mode#--}}"
+digest=$( (echo "$want $extras"; for p in $want; do cat "$p/pyproject.toml"; done) | sha256sum | cut -c1-16)
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
     exit 0
 fi
@@ -21,5 +24,10 @@ fi
 args=()
 for pkg in $want; do args+=(-e "./$pkg"); done
 # torch is pinned to the CPU build that lies on this machine's disk; elsewhere pick your own build.
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0" "${args[@]}" $extras
+set +e
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0" "${args[@]}" $extras 2>&1 \
+    | grep -v "^WARNING: Location .* is ignored"
+status=${PIPESTATUS[0]}
+set -e
+[[ "$status" == 0 ]] || { echo "setup failed: pip install exited $status" >&2; exit "$status"; }
 echo "$digest" > "$stamp"
