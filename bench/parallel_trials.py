@@ -17,18 +17,12 @@ import time
 import warnings
 from pathlib import Path
 
+from aid2e.testing.experiments import sobol_generation_strategy
+
 
 def sleeper(x: float, seconds: float = 1.0) -> dict:
     time.sleep(seconds)
     return {"objective": (x - 0.3) ** 2}
-
-
-def sobol():
-    from ax.adapter.registry import Generators
-    from ax.generation_strategy.generation_node import GenerationStep
-    from ax.generation_strategy.generation_strategy import GenerationStrategy
-
-    return GenerationStrategy(nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1, max_parallelism=None)])
 
 
 def make_client(name: str):
@@ -38,7 +32,7 @@ def make_client(name: str):
     client.configure_experiment(name=name, parameters=[
         RangeParameterConfig(name="x", parameter_type="float", bounds=(0.0, 1.0))])
     client.configure_optimization(objective="-objective")
-    client.set_generation_strategy(sobol())
+    client.set_generation_strategy(sobol_generation_strategy())
     return client
 
 

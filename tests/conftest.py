@@ -6,18 +6,9 @@ import warnings
 
 import pytest
 
+from aid2e.testing.experiments import sobol_generation_strategy
+
 pytest_plugins = ["aid2e.testing.fixtures"]
-
-
-def sobol_strategy():
-    """Quasi-random generation only: fast, and never capped in flight."""
-    from ax.adapter.registry import Generators
-    from ax.generation_strategy.generation_node import GenerationStep
-    from ax.generation_strategy.generation_strategy import GenerationStrategy
-
-    return GenerationStrategy(
-        nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1, max_parallelism=None)]
-    )
 
 
 @pytest.fixture
@@ -29,7 +20,7 @@ def make_ax_client():
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            client = AxClient(generation_strategy=sobol_strategy() if sobol else None,
+            client = AxClient(generation_strategy=sobol_generation_strategy() if sobol else None,
                               verbose_logging=False, random_seed=1)
         client.create_experiment(
             name=name,
@@ -59,7 +50,7 @@ def make_client():
         )
         client.configure_optimization(objective=objective)
         if sobol:
-            client.set_generation_strategy(sobol_strategy())
+            client.set_generation_strategy(sobol_generation_strategy())
         return client
 
     return make

@@ -98,8 +98,8 @@ def test_in_process_plugin_shows_what_it_provides(plugin_manager, register_plugi
     assert plugin_manager.backends()["fake"].kinds == frozenset({"script", "notebook"})
     assert plugin_manager.job_kind("notebook").spec_type is NotebookJob
     assert plugin_manager.storages()["fakestore"].factory is FakeStore
-    assert [(a.kind, a.produces) for a in plugin_manager.job_adapters()] == [
-        ("function", "script"), ("notebook", "script")]
+    assert [(a.kind, a.produces) for a in plugin_manager.job_adapters()
+            if a.kind in ("function", "notebook")] == [("function", "script"), ("notebook", "script")]
     assert info.to_json()["provides"]["backends"] == ["fake"]
 
 
@@ -176,6 +176,8 @@ def test_a_plugin_with_a_bad_hookimpl_signature_is_an_error(plugin_manager, regi
 
 
 def test_container_kind_without_its_plugin_names_the_distribution(plugin_manager):
+    if "container" in plugin_manager.job_kinds():
+        pytest.skip("aid2e-containers is installed")
     with pytest.raises(PluginNotInstalledError, match="aid2e-containers") as info:
         plugin_manager.job_kind("container")
     assert "'container'" in str(info.value)

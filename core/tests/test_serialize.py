@@ -105,6 +105,8 @@ def test_function_that_no_longer_exists():
 
 @pytest.mark.parametrize("kind", ["frobnicate", "container"])
 def test_unknown_kind_is_a_config_error_naming_it(plugin_manager, kind):
+    if kind in plugin_manager.job_kinds():
+        pytest.skip(f"a plugin provides the {kind!r} kind")
     data = to_json(_request(ScriptJob(argv=["true"])))
     data["job"] = {"kind": kind, "image": "x"}
     with pytest.raises(ConfigError, match=repr(kind)):
@@ -112,6 +114,8 @@ def test_unknown_kind_is_a_config_error_naming_it(plugin_manager, kind):
 
 
 def test_container_kind_error_names_the_distribution(plugin_manager):
+    if "container" in plugin_manager.job_kinds():
+        pytest.skip("aid2e-containers is installed")
     with pytest.raises(ConfigError, match="aid2e-containers"):
         load_job({"kind": "container", "image": "x"})
 

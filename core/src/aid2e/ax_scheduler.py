@@ -185,6 +185,11 @@ class AxScheduler:
 
         Raises :class:`FailureRateExceededError` (after the trials in flight end) when more than
         ``tolerated_failure_rate`` of them failed.
+
+        Ctrl-C once: no new trials start, the state is saved and the running ones are awaited
+        (their results still reach Ax), then ``KeyboardInterrupt`` is raised. Ctrl-C again
+        while waiting: the running jobs are canceled (their trials abandoned) and it is raised
+        at once.
         """
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
             raise ConfigError(f"max_trials must be a non-negative integer, got {max_trials!r}")
@@ -196,33 +201,46 @@ class AxScheduler:
         self._progress = self._make_progress(max_trials)
         launched = 0
         ax_done = False
+        interrupted = False
         try:
             self._resume_running()
             self._save_state(full=True)
             while True:
-                free = capacity - len(self._running)
-                wanted = min(free, max_trials - launched)
-                generated = 0
-                if wanted > 0 and not ax_done and not self._failure_rate_exceeded():
-                    new, ax_done = bridge.next_trials(wanted)
-                    generated = len(new)
-                    if generated:
-                        self._launch(new, job)
-                    launched += generated
-                if not self._running:
-                    if launched >= max_trials or ax_done or self._failure_rate_exceeded():
-                        break
-                    if not generated:
-                        raise Aid2eError(
-                            "Ax generated no new trial while none is running; check the generation "
-                            "strategy (e.g. its trial limits) of experiment " + repr(bridge.name)
-                        )
-                    continue
-                if self._collect(self.config.monitoring_interval):
+                try:
+                    free = capacity - len(self._running)
+                    wanted = min(free, max_trials - launched)
+                    generated = 0
+                    if wanted > 0 and not (ax_done or interrupted or self._failure_rate_exceeded()):
+                        new, ax_done = bridge.next_trials(wanted)
+                        generated = len(new)
+                        if generated:
+                            self._launch(new, job)
+                        launched += generated
+                    if not self._running:
+                        if launched >= max_trials or ax_done or interrupted or self._failure_rate_exceeded():
+                            break
+                        if not generated:
+                            raise Aid2eError(
+                                "Ax generated no new trial while none is running; check the generation "
+                                "strategy (e.g. its trial limits) of experiment " + repr(bridge.name)
+                            )
+                        continue
+                    if self._collect(self.config.monitoring_interval):
+                        self._save_state()
+                except KeyboardInterrupt:
+                    if interrupted or not self._running:
+                        self.cancel_running("interrupted twice (Ctrl-C)")
+                        raise
+                    interrupted = True
                     self._save_state()
+                    log.warning(
+                        "interrupted: no new trials start; waiting for %d running trial(s). Press Ctrl-C "
+                        "again to cancel them. State is saved in %s", len(self._running), self.experiment_dir)
         finally:
             self._save_state(full=True)
             self._progress.close()
+        if interrupted:
+            raise KeyboardInterrupt(f"stopped launching after Ctrl-C; state saved in {self.experiment_dir}")
         if self._failure_rate_exceeded():
             raise FailureRateExceededError(self._failure_summary())
         return self.best_parameters()
@@ -375,8 +393,9 @@ class AxScheduler:
             if self.config.cleanup_after_completion:
                 shutil.rmtree(self.trial_dir(index), ignore_errors=True)
         elif result.state is JobState.CANCELED and index in self._canceled_by_us:
-            bridge.abandon(index, result.message or "canceled by aid2e")
-            record.status, record.message = "ABANDONED", result.message or "canceled"
+            reason = result.message or "canceled by aid2e"
+            bridge.abandon(index, reason)
+            record.status, record.message = "ABANDONED", reason
         else:
             reason = result.message or f"job ended {result.state.value}"
             if result.state is JobState.CANCELED:
@@ -407,16 +426,23 @@ class AxScheduler:
                     f"cannot be followed with {type(self.runner).__name__}",
                 ))
 
-    def cancel_running(self) -> None:
-        """Cancel every job in flight; their trials are abandoned in Ax."""
+    def cancel_running(self, reason: str = "canceled by aid2e", timeout: float = 60.0) -> None:
+        """Cancel every job in flight and abandon their trials in Ax (with ``reason``).
+
+        Jobs that do not report their end within ``timeout`` seconds are abandoned anyway.
+        """
         for index, handle in list(self._running.items()):
             self._canceled_by_us.add(index)
             try:
                 self.runner.cancel(handle)
             except Exception as exc:
                 log.warning("could not cancel trial %d: %s", index, exc)
-        while self._running:
-            self._collect(1.0)
+        deadline = time.monotonic() + timeout
+        while self._running and time.monotonic() < deadline:
+            self._collect(min(1.0, max(0.0, deadline - time.monotonic())))
+        for index in list(self._running):
+            self._finish(index, JobResult(state=JobState.CANCELED,
+                                          message=f"{reason}; the job did not confirm its end"))
         self._save_state()
 
     # ------------------------------------------------------------ failures

@@ -71,16 +71,39 @@ PAYLOAD_FILE = "aid2e_function.pkl"
 
 
 def check_picklable(spec: FunctionJob, _backend: Any = None) -> bytes:
-    """The function serialised with cloudpickle, or a ConfigError saying why it cannot be."""
+    """The payload a batch job runs: the function serialised with cloudpickle, plus the
+    controller's ``sys.path`` (so modules the function uses import the same way on the compute
+    node). A ConfigError says why a function cannot be serialised."""
+    import pickle
+
     import cloudpickle
 
+    module = sys.modules.get(getattr(spec.function, "__module__", "") or "")
+    by_value = module is not None and module.__name__ != "__main__" and not _importable(module)
+    if by_value:  # e.g. a module loaded from a file path: ship its code, not its name
+        cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps((spec.function, spec.call_style))
+        function = cloudpickle.dumps((spec.function, spec.call_style))
     except Exception as exc:
         raise ConfigError(
             f"the objective function cannot be serialised for a batch job ({type(exc).__name__}: {exc}); "
             "define it at module level and keep open files, locks and clients out of its closure"
         ) from None
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+    return pickle.dumps({"sys_path": [p for p in sys.path if p], "function": function})
+
+
+def _importable(module: Any) -> bool:
+    """Whether ``import <module name>`` finds this very module's file."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module.__name__)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin == getattr(module, "__file__", None)
 
 
 def to_script_job(request: JobRequest, _backend: Any = None) -> JobRequest:

@@ -23,7 +23,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m aid2e.jobs.run_function PAYLOAD", file=sys.stderr)
         return 2
     with open(argv[1], "rb") as handle:
-        function, call_style = pickle.load(handle)
+        payload = pickle.load(handle)
+    sys.path[:0] = [p for p in payload["sys_path"] if p not in sys.path]  # the controller's imports
+    function, call_style = pickle.loads(payload["function"])
     with open(os.environ["AID2E_PARAMS_FILE"]) as handle:
         parameters = json.load(handle)
     result = run_function_job(FunctionJob(function=function, call_style=call_style), parameters)

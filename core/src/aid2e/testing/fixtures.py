@@ -68,3 +68,4 @@ def register_plugin(plugin_manager: PluginManager) -> Iterator[Callable[..., Plu
     yield register
     for name in reversed(registered):
         plugin_manager.unregister(name)
+

@@ -1,0 +1,405 @@
+"""``PsijRunner`` and ``SlurmRunner``: each trial a batch job, submitted and watched through PSI/J.
+
+A trial's batch job runs the core's job launcher (``python -m aid2e.jobs.launch <trial dir>``)
+with the controller's interpreter, so the script contract is the same as on local cores and the
+exit status lands in the trial directory (a shared file system is assumed, as on every cluster).
+Function objectives reach here already adapted into script jobs by the core.
+
+Status: :meth:`PsijRunner.poll` runs the executor's status command once for all jobs in
+flight (one ``squeue`` per scheduler tick on Slurm) and parses it tolerantly (see
+:mod:`aid2e_psij.executors`). A job that left the queue has ended; how, the trial directory
+says. Handles keep the native job id, so a restarted controller polls the same jobs again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from aid2e import atomic
+from aid2e.backend import Backend
+from aid2e.config import reject_unknown_keys
+from aid2e.errors import ConfigError, SubmitError
+from aid2e.jobs import script as script_kind
+from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
+
+from .executors import EXECUTORS, is_batch, make_executor
+
+log = logging.getLogger(__name__)
+
+CANCEL_MARKER = "aid2e_canceled.json"
+PRE_LAUNCH_FILE = "aid2e_pre_launch.sh"
+#: Seconds a job may be gone from the queue before its status file must be visible (NFS caches).
+STATUS_GRACE = 30.0
+#: Seconds between looks at the trial directories while waiting.
+WAIT_STEP = 0.2
+#: Keys of ``sbatch_options`` that PSI/J has fields for.
+_FIELD_OPTIONS = {"account", "partition", "time", "mem", "cpus-per-task", "nodes", "job-name"}
+
+
+@frozen(kw_only=True)
+class PsijConfig:
+    """The ``config`` dict of :class:`PsijRunner` / :class:`SlurmRunner`.
+
+    * ``modules``: ``module load`` lines run before each job's command;
+    * ``sbatch_options`` (alias ``batch_options``): extra scheduler options, ``{"mail-type": "END"}``
+      becomes ``#SBATCH --mail-type=END`` (a PSI/J custom attribute for other executors);
+    * ``env``: environment variables for every job;
+    * ``max_in_flight``: jobs kept in the queue at once (the runner's capacity, default 32);
+    * ``python``: the interpreter jobs use (default: the controller's);
+    * ``work_directory``: where PSI/J writes batch scripts (default ``~/.aid2e/psij``);
+    * ``status_grace``: seconds to wait for a finished job's status file to appear.
+    """
+
+    modules: tuple[str, ...] = field(default=(), converter=tuple)
+    sbatch_options: dict[str, str] = field(factory=dict)
+    env: dict[str, str] = field(factory=dict)
+    max_in_flight: int = 32
+    python: str = field(default=sys.executable)
+    work_directory: str = field(default=str(Path("~/.aid2e/psij").expanduser()))
+    status_grace: float = STATUS_GRACE
+
+
+def _structure_config(config: Mapping[str, Any] | None) -> PsijConfig:
+    if config is None:
+        return PsijConfig()
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"PSI/J runner config must be a dict, got {type(config).__name__}")
+    values = dict(config)
+    if "batch_options" in values:
+        values.setdefault("sbatch_options", values.pop("batch_options"))
+    reject_unknown_keys(values, [a.name for a in attrs.fields(PsijConfig)], "PSI/J runner config")
+    modules = values.get("modules", ())
+    if isinstance(modules, str) or not all(isinstance(m, str) and m.strip() for m in modules):
+        raise ConfigError(f"config 'modules' must be a list of module names, got {modules!r}")
+    for key in ("sbatch_options", "env"):
+        if not isinstance(values.get(key, {}), Mapping):
+            raise ConfigError(f"config {key!r} must be a dict, got {values[key]!r}")
+        values[key] = {str(k): str(v) for k, v in values.get(key, {}).items()}
+    for option in values.get("sbatch_options", {}):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", option):
+            raise ConfigError(f"sbatch option {option!r} is not an option name (like 'mail-type')")
+    limit = values.get("max_in_flight", 32)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigError(f"config 'max_in_flight' must be a positive integer, got {limit!r}")
+    return PsijConfig(**values)
+
+
+def parse_walltime(value: Any) -> timedelta | None:
+    """``"01:00:00"``, ``"2-00:00:00"``, ``"30:00"``, minutes as a number, or a timedelta."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return timedelta(minutes=value)
+    text = str(value).strip()
+    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
+    if match and (match.group(1) is None or match.group(2) is not None):
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if re.fullmatch(r"\d+", text) and int(text) > 0:
+        return timedelta(minutes=int(text))
+    raise ConfigError(f"time limit {value!r} is not HH:MM:SS, D-HH:MM:SS, MM:SS or minutes")
+
+
+def parse_memory(value: Any) -> int | None:
+    """Bytes from ``"4G"``, ``"512M"``, ``"4000"`` (MB, as sbatch reads it) or an int of bytes."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", str(value), flags=re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
+    number, unit = float(match.group(1)), (match.group(2) or "M").upper()
+    return int(number * 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[unit])
+
+
+class PsijRunner(Backend):
+    """Trials as batch jobs through a PSI/J executor.
+
+    ``PsijRunner(executor="slurm", queue=None, account=None, time_limit=None, memory=None,
+    cpus_per_task=1, nodes=1, config=None)``; ``config`` keys are those of :class:`PsijConfig`.
+    """
+
+    name = "psij"
+    kinds = frozenset({"script"})
+
+    def __init__(self, executor: str = "slurm", queue: str | None = None, account: str | None = None,
+                 time_limit: Any = None, memory: Any = None, cpus_per_task: int = 1, nodes: int = 1,
+                 config: Mapping[str, Any] | None = None) -> None:
+        if executor not in EXECUTORS:
+            raise ConfigError(f"unknown PSI/J executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+        for what, value in (("cpus_per_task", cpus_per_task), ("nodes", nodes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+        self.executor_name = executor
+        self.queue = queue
+        self.account = account
+        self.time_limit = parse_walltime(time_limit)
+        self.memory = parse_memory(memory)
+        self.cpus_per_task = cpus_per_task
+        self.nodes = nodes
+        self.config = _structure_config(config)
+        self._executor: Any = None
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Any] = {}  # native id -> psij Job (this instance's submissions)
+        self._last: dict[str, tuple[JobState, str]] = {}  # native id -> last queue state, reason
+        self._gone_since: dict[str, float] = {}  # native id -> when it left the queue without status
+        self._status_calls = 0
+
+    # ------------------------------------------------------------ setup
+    @property
+    def capacity(self) -> int:
+        return self.config.max_in_flight
+
+    @property
+    def executor(self) -> Any:
+        """The PSI/J executor (created on first use)."""
+        with self._lock:
+            if self._executor is None:
+                work = Path(self.config.work_directory).expanduser()
+                work.mkdir(parents=True, exist_ok=True)
+                self._executor = make_executor(self.executor_name, work)
+            return self._executor
+
+    def start(self) -> None:
+        self.executor  # noqa: B018  (fail early if PSI/J cannot build the executor)
+
+    def _spec(self, request: JobRequest, workdir: Path) -> Any:
+        from psij import JobAttributes, JobSpec, ResourceSpecV1
+
+        options = dict(self.config.sbatch_options)
+        queue = options.pop("partition", None) or self.queue
+        account = options.pop("account", None) or self.account
+        duration = parse_walltime(options.pop("time", None)) or self.time_limit
+        memory = parse_memory(options.pop("mem", None)) or self.memory
+        cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
+        nodes = int(options.pop("nodes", self.nodes))
+        name = options.pop("job-name", None) or f"aid2e-{request.experiment}-{request.trial_index}"
+        custom = {f"{self._option_prefix()}.{k}": v for k, v in options.items()}
+        if self.executor_name == "slurm":  # PSI/J 0.9.11's Slurm template drops the job name
+            custom["slurm.job-name"] = _job_name(name)
+        attributes = JobAttributes(queue_name=queue, account=account, custom_attributes=custom)
+        attributes.duration = duration  # None: the batch system's default, not PSI/J's 10 minutes
+        pre_launch = None
+        if self.config.modules:
+            pre_launch = workdir / PRE_LAUNCH_FILE
+            atomic.write_bytes(pre_launch, "".join(f"module load {m}\n" for m in self.config.modules).encode())
+        return JobSpec(
+            name=_job_name(name),
+            executable=self.config.python,
+            arguments=["-m", "aid2e.jobs.launch", str(workdir)],
+            directory=workdir,
+            environment={**self.config.env},
+            resources=ResourceSpecV1(node_count=nodes, cpu_cores_per_process=cpus, memory=memory),
+            attributes=attributes,
+            pre_launch=pre_launch,
+        )
+
+    def _option_prefix(self) -> str:
+        return {"pbs_classic": "pbs"}.get(self.executor_name, self.executor_name)
+
+    # ------------------------------------------------------------ protocol
+    def submit(self, request: JobRequest) -> JobHandle:
+        from psij import Job
+        from psij.exceptions import SubmitException
+
+        if not isinstance(request.job, ScriptJob):
+            kind = getattr(request.job, "kind", type(request.job).__name__)
+            raise SubmitError(f"the PSI/J backend runs script jobs, not {kind!r} jobs")
+        try:
+            workdir = script_kind.prepare_workdir(request)
+            (workdir / CANCEL_MARKER).unlink(missing_ok=True)
+        except OSError as exc:
+            raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from None
+        job = Job(self._spec(request, workdir))
+        try:
+            self.executor.submit(job)
+        except SubmitException as exc:
+            raise SubmitError(f"{self.executor_name} refused the job: {_one_line(exc)}") from None
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SubmitError(f"cannot submit to {self.executor_name}: {_one_line(exc)}") from None
+        native_id = str(job.native_id)
+        with self._lock:
+            self._jobs[native_id] = job
+        log.debug("trial %d submitted as %s job %s", request.trial_index, self.executor_name, native_id)
+        return JobHandle(backend=self.name, native_id=native_id, workdir=str(workdir), submitted_at=time.time(),
+                         extra={"kind": "script", "executor": self.executor_name})
+
+    def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        if not handles:
+            return {}
+        if is_batch(self.executor):
+            queue = self._query_queue([h.native_id for h in handles])
+        else:
+            queue = {h.native_id: self._local_state(h.native_id) for h in handles}
+        states = {}
+        now = time.monotonic()
+        for handle in handles:
+            states[handle.native_id] = self._state_of(handle, queue, now)
+        return states
+
+    def _query_queue(self, native_ids: list[str]) -> dict[str, tuple[JobState, str]] | None:
+        """One status command for every job; ``None`` when the batch system did not answer."""
+        executor = self.executor
+        self._status_calls += 1
+        try:
+            out = executor._run_command(executor.get_status_command(native_ids))
+            exit_code = 0
+        except subprocess.CalledProcessError as exc:
+            out, exit_code = exc.output, exc.returncode
+        except OSError as exc:
+            log.warning("%s status command failed: %s", self.executor_name, exc)
+            return None
+        try:
+            statuses = executor.parse_status_output(exit_code, out)
+        except Exception as exc:  # noqa: BLE001 - a bad answer must not fail every trial
+            log.warning("%s status output not understood: %s", self.executor_name, _one_line(exc))
+            return None
+        return {nid: (self._map_state(s.state), s.message or "") for nid, s in statuses.items()}
+
+    def _local_state(self, native_id: str) -> tuple[JobState, str] | None:
+        job = self._jobs.get(native_id)
+        if job is None:
+            return None if _pid_alive(native_id) else (JobState.COMPLETED, "")
+        return self._map_state(job.status.state), job.status.message or ""
+
+    @staticmethod
+    def _map_state(state: Any) -> JobState:
+        name = getattr(state, "name", str(state))
+        return {"NEW": JobState.QUEUED, "QUEUED": JobState.QUEUED, "ACTIVE": JobState.ACTIVE,
+                "COMPLETED": JobState.COMPLETED, "FAILED": JobState.FAILED,
+                "CANCELED": JobState.CANCELED}.get(name, JobState.ACTIVE)
+
+    def _state_of(self, handle: JobHandle, queue: dict[str, tuple[JobState, str]] | None, now: float) -> JobState:
+        """The trial directory is authoritative once the launcher recorded the end; before that,
+        the queue says whether the job waits or runs."""
+        native_id = handle.native_id
+        workdir = Path(handle.workdir)
+        if (workdir / CANCEL_MARKER).exists():
+            return JobState.CANCELED
+        status = script_kind.read_status(workdir)
+        if status is not None and ("exit_code" in status or "signal" in status):
+            self._gone_since.pop(native_id, None)
+            return script_kind.read_result(workdir).state
+        if queue is None:  # the batch system did not answer: keep what we knew
+            return self._last.get(native_id, (JobState.QUEUED, ""))[0]
+        seen = queue.get(native_id)
+        if seen is not None:
+            self._last[native_id] = seen
+            if not seen[0].is_final:
+                return seen[0]
+            if seen[0] is JobState.CANCELED:
+                return JobState.CANCELED
+        # out of the queue (or ended in it) without a final status: a shared file system may
+        # show the file a little later; after status_grace the job failed (killed, node lost...)
+        first = self._gone_since.setdefault(native_id, now)
+        if now - first < self.config.status_grace and (seen is None or seen[0] is JobState.COMPLETED):
+            return JobState.ACTIVE
+        return JobState.FAILED
+
+    def result(self, handle: JobHandle) -> JobResult:
+        workdir = Path(handle.workdir)
+        if (workdir / CANCEL_MARKER).exists():
+            return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {handle.native_id} canceled")
+        last_state, reason = self._last.get(handle.native_id, (None, ""))
+        if last_state is JobState.CANCELED:
+            return JobResult(state=JobState.CANCELED,
+                             message=f"{self.executor_name} job {handle.native_id} was canceled")
+        result = script_kind.read_result(workdir)
+        if result.state is JobState.FAILED and reason:
+            result = attrs.evolve(result, message=f"{reason} ({self.executor_name} job {handle.native_id}); "
+                                                  f"{result.message}")
+        elif result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
+            out = self._batch_output(handle.native_id)
+            if out:
+                result = attrs.evolve(result, message=f"{result.message}; batch job output: {out}")
+        return result
+
+    def _batch_output(self, native_id: str) -> str:
+        path = Path(self.config.work_directory).expanduser() / self.executor_name / f"{native_id}.out"
+        return script_kind.tail(path, 500)
+
+    def cancel(self, handle: JobHandle) -> None:
+        workdir = Path(handle.workdir)
+        if self.poll([handle]).get(handle.native_id, JobState.QUEUED).is_final:
+            return
+        atomic.write_json(workdir / CANCEL_MARKER, {"native_id": handle.native_id, "at": time.time()})
+        job = self._jobs.get(handle.native_id)
+        try:
+            if job is None:
+                if is_batch(self.executor):
+                    self.executor._run_command(self.executor.get_cancel_command(handle.native_id))
+                else:
+                    os.killpg(int(handle.native_id), 15)
+            else:
+                self.executor.cancel(job)
+        except Exception as exc:  # noqa: BLE001 - a job that just ended refuses to be canceled
+            log.debug("cancel of %s: %s", handle.native_id, exc)
+
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
+        """Return when a job's status file shows it ended (checked every 0.2 s on the shared file
+        system, no batch-system call) or after ``timeout`` (the scheduler's monitoring_interval),
+        whichever comes first; the next :meth:`poll` then asks the queue once for all jobs."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while handles:
+            for handle in handles:
+                workdir = Path(handle.workdir)
+                status = script_kind.read_status(workdir)
+                if (status is not None and ("exit_code" in status or "signal" in status)) or (
+                        workdir / CANCEL_MARKER).exists():
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(WAIT_STEP, remaining))
+
+    @property
+    def status_calls(self) -> int:
+        """How many times the batch system's status command ran (for benchmarks)."""
+        return self._status_calls
+
+
+class SlurmRunner(PsijRunner):
+    """The older scheduler's Slurm runner: ``SlurmRunner(partition, time_limit, memory, cpus_per_task,
+    config={"modules": [...], "sbatch_options": {...}})``, a :class:`PsijRunner` on executor ``slurm``."""
+
+    name = "psij"
+
+    def __init__(self, partition: str | None = None, time_limit: Any = None, memory: Any = None,
+                 cpus_per_task: int = 1, config: Mapping[str, Any] | None = None, *,
+                 account: str | None = None, nodes: int = 1) -> None:
+        super().__init__(executor="slurm", queue=partition, account=account, time_limit=time_limit,
+                         memory=memory, cpus_per_task=cpus_per_task, nodes=nodes, config=config)
+
+
+def _job_name(name: str) -> str:
+    """Batch systems dislike spaces and odd characters in job names."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:64]
+
+
+def _pid_alive(native_id: str) -> bool:
+    try:
+        os.kill(int(native_id), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

@@ -1,0 +1,206 @@
+"""The PSI/J backend on the real local Slurm: the seed's SlurmRunner examples, options, errors,
+PSI/J's status-parsing hang (#533), one squeue per tick, and interrupting a run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+import aid2e
+from aid2e_psij import SlurmRunner
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def ax_client(name):
+    from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    from aid2e.testing.experiments import sobol_generation_strategy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client = AxClient(generation_strategy=sobol_generation_strategy(), verbose_logging=False, random_seed=3)
+    client.create_experiment(
+        name=name,
+        parameters=[{"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
+                    {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"}],
+        objectives={"objective": ObjectiveProperties(minimize=True)},
+    )
+    return client
+
+
+def objective_function(parameterization):
+    x, y = parameterization["x"], parameterization["y"]
+    return {"objective": (x - 0.5) ** 2 + (y - 0.5) ** 2}
+
+
+def slurm_record(job_id: str) -> str:
+    """Slurm's own record of a job (jobcomp/filetxt, as configured by scripts/services/slurm.sh)."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        for line in Path("/var/log/slurm/jobcomp.log").read_text().splitlines():
+            if line.startswith(f"JobId={job_id} "):
+                return line
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} not in Slurm's job completion log")
+
+
+def observed(scheduler):
+    df = scheduler.experiment.lookup_data().df
+    return {int(r.trial_index): float(r["mean"]) for _, r in df.iterrows()}
+
+
+def test_seed_function_example_on_slurm(slurm_cluster, tmp_path):
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00", memory="1G",
+                         cpus_per_task=1, config={"sbatch_options": {"comment": "aid2e seed example"}})
+    scheduler = aid2e.AxScheduler(ax_client("seed slurm; function"), runner,
+                                  {"job_output_dir": str(tmp_path), "monitoring_interval": 2})
+    scheduler.set_objective_function(objective_function)
+    best = scheduler.run_optimization(max_trials=4)
+    values = observed(scheduler)
+    assert len(values) == 4
+    for index, value in values.items():
+        assert value == objective_function(scheduler.experiment.trials[index].arm.parameters)["objective"]
+        record = slurm_record(scheduler.trials[index].handle.native_id)
+        assert "JobState=COMPLETED" in record and f"Name=aid2e-seed_slurm_function-{index} " in record
+        assert f"WorkDir={scheduler.trial_dir(index)} " in record
+    assert best == scheduler.experiment.trials[min(values, key=values.get)].arm.parameters
+
+
+def test_seed_script_example_on_slurm_with_modules_and_options(slurm_cluster, tmp_path, monkeypatch):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    module = fake_bin / "module"
+    module.write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path}/modules.log"\n')
+    module.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")  # jobs inherit the environment
+    script = tmp_path / "my_simulation_script.py"
+    script.write_text(textwrap.dedent("""
+        import json, os
+        p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+        value = (p["x"] - 0.5) ** 2 + (p["y"] - 0.5) ** 2
+        json.dump({"objective": value, "slurm_job": float(os.environ["SLURM_JOB_ID"])},
+                  open(os.environ["AID2E_RESULT_FILE"], "w"))
+    """))
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00", memory="1G",
+                         cpus_per_task=2, config={"modules": ["python", "geant4/11.2"],
+                                                  "sbatch_options": {"comment": "aid2e script example"}})
+    scheduler = aid2e.AxScheduler(ax_client("seed_slurm_script"), runner,
+                                  {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 2})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=3)
+    for index, value in observed(scheduler).items():
+        assert value == objective_function(scheduler.experiment.trials[index].arm.parameters)["objective"]
+    job_ids = [r.handle.native_id for r in scheduler.trials.values()]
+    assert sorted(Path(tmp_path / "modules.log").read_text().splitlines()) == sorted(
+        ["load python", "load geant4/11.2"] * 3)
+    shown = subprocess.run(["scontrol", "show", "job", job_ids[0]], capture_output=True, text=True).stdout
+    assert "Comment=aid2e script example" in shown
+    assert re.search(r"NumCPUs=2\b", shown) and "MinMemoryNode=1G" in shown and "TimeLimit=00:10:00" in shown
+
+
+def test_sbatch_error_becomes_a_failed_trial_with_its_message(slurm_cluster, tmp_path):
+    runner = SlurmRunner(partition="no_such_partition", time_limit="00:10:00")
+    scheduler = aid2e.AxScheduler(ax_client("bad_partition"), runner,
+                                  {"job_output_dir": str(tmp_path), "tolerated_failure_rate": 1.0})
+    scheduler.set_objective_function(objective_function)
+    scheduler.run_optimization(max_trials=2)
+    for trial in scheduler.experiment.trials.values():
+        assert trial.status.name == "FAILED"
+        assert "invalid partition specified" in trial.status_reason.lower()
+        assert "could not submit the job: slurm refused the job" in trial.status_reason
+
+
+def test_unknown_sbatch_option_is_refused_with_sbatch_message(slurm_cluster, tmp_path):
+    runner = SlurmRunner(partition=slurm_cluster["partition"], config={"sbatch_options": {"no-such-option": "1"}})
+    scheduler = aid2e.AxScheduler(ax_client("bad_option"), runner,
+                                  {"job_output_dir": str(tmp_path), "tolerated_failure_rate": 1.0})
+    scheduler.set_objective_function(objective_function)
+    scheduler.run_optimization(max_trials=1)
+    reason = scheduler.experiment.trials[0].status_reason
+    assert "unrecognized option" in reason and "no-such-option" in reason
+
+
+def test_psij_hang_533_does_not_stall_trials(slurm_cluster, tmp_path):
+    """A foreign job ending with a reason PSI/J does not know (DeadLine) made upstream PSI/J's
+    squeue parsing fail on every poll, for every job (ExaWorks/psij-python#533). Here it must not."""
+    from psij import JobExecutor
+
+    foreign = subprocess.run(["sbatch", "--parsable", "--deadline=now+1seconds", "--time=10", "-o", "/dev/null",
+                              "--wrap", "sleep 120"], capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.time() + 30
+    out = ""
+    while time.time() < deadline:
+        out = subprocess.run(["squeue", "-O", "JobArrayID,StateCompact,Reason", "-t", "all", "--me"],
+                             capture_output=True, text=True, check=True).stdout
+        if re.search(rf"^{foreign}\s+\S+\s+DeadLine", out, flags=re.M):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"could not make a DeadLine job; squeue said:\n{out}")
+    with pytest.raises(AssertionError):  # the upstream parser really breaks on it
+        JobExecutor.get_instance("slurm").parse_status_output(0, out)
+
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
+    scheduler = aid2e.AxScheduler(ax_client("hang533"), runner,
+                                  {"job_output_dir": str(tmp_path), "monitoring_interval": 2})
+    scheduler.set_objective_function(objective_function)
+    started = time.monotonic()
+    scheduler.run_optimization(max_trials=4)
+    elapsed = time.monotonic() - started
+    assert [t.status.name for t in scheduler.experiment.trials.values()] == ["COMPLETED"] * 4
+    assert elapsed < 60, f"trials took {elapsed:.0f}s next to a DeadLine job (upstream PSI/J waits ~300 s)"
+
+
+def test_one_squeue_per_tick(slurm_cluster, tmp_path, squeue_counter):
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00",
+                         config={"max_in_flight": 6})
+    scheduler = aid2e.AxScheduler(ax_client("ticks"), runner,
+                                  {"job_output_dir": str(tmp_path), "monitoring_interval": 1})
+    scheduler.set_objective_function(objective_function)
+    scheduler.run_optimization(max_trials=12)
+    assert runner.status_calls > 0
+    assert squeue_counter() == runner.status_calls  # every poll of all jobs: exactly one squeue
+
+
+def test_second_ctrl_c_cancels_the_slurm_jobs(slurm_cluster, tmp_path):
+    """Ctrl-C once stops launching and waits; a second Ctrl-C scancels the running jobs."""
+    script = tmp_path / "slow.sh"
+    script.write_text("sleep 300\n")
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
+    interrupts = []
+    original_wait = runner.wait
+
+    def wait(handles, timeout):
+        """Press Ctrl-C twice once both jobs run (their launcher wrote its status file)."""
+        running = len(handles) == 2 and all((Path(h.workdir) / "aid2e_status.json").exists() for h in handles)
+        if running and len(interrupts) < 2:
+            interrupts.append(time.time())
+            raise KeyboardInterrupt
+        original_wait(handles, min(timeout, 0.5))
+
+    runner.wait = wait
+    scheduler = aid2e.AxScheduler(ax_client("interrupt"), runner,
+                                  {"job_output_dir": str(tmp_path / "jobs"), "max_parallel_trials": 2})
+    scheduler.set_script_objective(str(script))
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run_optimization(max_trials=10)
+    assert len(interrupts) == 2
+    assert len(scheduler.experiment.trials) == 2  # nothing launched after the first Ctrl-C
+    assert [t.status.name for t in scheduler.experiment.trials.values()] == ["ABANDONED"] * 2
+    for record in scheduler.trials.values():  # scancel was sent; Slurm confirms within seconds
+        deadline = time.time() + 20
+        while True:
+            shown = subprocess.run(["scontrol", "show", "job", record.handle.native_id],
+                                   capture_output=True, text=True).stdout
+            if "JobState=CANCELLED" in shown or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert "JobState=CANCELLED" in shown
