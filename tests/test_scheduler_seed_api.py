@@ -124,10 +124,9 @@ def test_save_and_load_round_trip_and_continue(make_ax_client, threads, config, 
     assert sorted(observed(new_scheduler)) == list(range(7))
 
 
-def test_container_objective_without_plugin_names_the_distribution(make_ax_client, threads, config, plugin_manager):
+def test_container_objective_without_plugin_names_the_distribution(make_ax_client, threads, config,
+                                                                    bare_plugin_manager):
     scheduler = aid2e.AxScheduler(make_ax_client("seed_container"), threads, config)
-    if "container" in plugin_manager.job_kinds():
-        pytest.skip("aid2e-containers is installed")
     with pytest.raises(aid2e.PluginNotInstalledError, match="aid2e-containers"):
         scheduler.set_container_objective(container_image="my/simulation:latest",
                                           container_command="python /app/simulate.py")

@@ -51,7 +51,7 @@ class BrokenPlugin:
 # ---------------------------------------------------------------- in-process
 def test_table_shows_name_version_status_and_provides(plugin_manager, register_plugin, capsys):
     register_plugin(FakePlugin(), name="aid2e-fake", version="2.0")
-    register_plugin(BrokenPlugin(), name="aid2e-panda", version="0.1.0")
+    register_plugin(BrokenPlugin(), name="aid2e-gridfail", version="0.1.0")
     assert main(["plugins", "list"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
@@ -59,8 +59,8 @@ def test_table_shows_name_version_status_and_provides(plugin_manager, register_p
     fake = next(line for line in lines if line.startswith("aid2e-fake "))
     assert fake.split()[:3] == ["aid2e-fake", "2.0", "active"]
     assert fake.endswith("backends: fake; job kinds: container; storages: s3")
-    panda = next(line for line in lines if line.startswith("aid2e-panda "))
-    assert panda.split()[:3] == ["aid2e-panda", "0.1.0", "error"]
+    panda = next(line for line in lines if line.startswith("aid2e-gridfail "))
+    assert panda.split()[:3] == ["aid2e-gridfail", "0.1.0", "error"]
     assert panda.endswith("ModuleNotFoundError: No module named 'pandaclient'")
     # columns line up
     assert lines[0].index("Status") == fake.index("active") == panda.index("error")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 
 import pytest
 
@@ -175,9 +174,8 @@ def test_a_plugin_with_a_bad_hookimpl_signature_is_an_error(plugin_manager, regi
     assert info.status == "error" and info.error
 
 
-def test_container_kind_without_its_plugin_names_the_distribution(plugin_manager):
-    if "container" in plugin_manager.job_kinds():
-        pytest.skip("aid2e-containers is installed")
+def test_container_kind_without_its_plugin_names_the_distribution(bare_plugin_manager):
+    plugin_manager = bare_plugin_manager
     with pytest.raises(PluginNotInstalledError, match="aid2e-containers") as info:
         plugin_manager.job_kind("container")
     assert "'container'" in str(info.value)
@@ -205,20 +203,20 @@ def test_unknown_runner_name_is_an_import_error(plugin_manager):
         aid2e.no_such_submodule  # noqa: B018
 
 
-def _installed(dist: str) -> bool:
-    try:
-        metadata.distribution(dist)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(_installed("aid2e-psij"), reason="aid2e-psij is installed")
-def test_slurm_runner_without_its_plugin_names_the_distribution(plugin_manager):
+def test_slurm_runner_without_its_plugin_names_the_distribution(bare_plugin_manager):
     with pytest.raises(ImportError, match="aid2e-psij") as info:
         from aid2e import SlurmRunner  # noqa: F401
     assert isinstance(info.value, PluginNotInstalledError)
     assert "aid2e[slurm]" in str(info.value)
+
+
+def test_disabled_plugin_is_named_as_disabled(monkeypatch):
+    from aid2e.plugins import PluginManager
+
+    monkeypatch.setenv("AID2E_DISABLE_PLUGINS", "joblib")
+    manager = PluginManager()
+    with pytest.raises(PluginNotInstalledError, match="aid2e-joblib, which is disabled by AID2E_DISABLE_PLUGINS"):
+        manager.runner_class("JobLibRunner")
 
 
 def test_scheduler_names_are_aid2e_names():

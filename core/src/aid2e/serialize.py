@@ -67,7 +67,13 @@ def load_job(data: dict[str, Any]) -> Any:
         _check_keys(body, required={"function"}, optional={"call_style"}, what="a function job")
         return FunctionJob(function=_load_function(body["function"]),
                            call_style=body.get("call_style", "kwargs"))
-    return converter.structure(body, spec_type)
+    try:
+        return converter.structure(body, spec_type)
+    except Exception as exc:  # cattrs reports nested errors as exception groups: flatten to one line
+        from cattrs import transform_error
+
+        details = "; ".join(transform_error(exc)) if hasattr(exc, "exceptions") else str(exc)
+        raise ConfigError(f"bad {kind} job spec: {details}") from None
 
 
 def _check_keys(data: Any, *, required: set[str], optional: set[str], what: str) -> None:

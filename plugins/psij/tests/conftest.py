@@ -1,9 +1,9 @@
 """Fixtures for the PSI/J backend's tests: the real local Slurm cluster, or a clear skip.
 
 scripts/services/slurm.sh (run by the README's test command) installs and starts a single-node
-Slurm and writes /run/aid2e-slurm.env. Where it could start Slurm, a cluster that does not
-answer is a test failure, not a skip; where it could not (not root, no apt), the Slurm tests
-skip with that reason.
+Slurm and writes /run/aid2e-slurm.env. Where it started Slurm, or where ``AID2E_REQUIRE``
+names slurm (CI), a cluster that does not answer is a test failure, not a skip; elsewhere (not
+root, no apt) the Slurm tests skip with the reason.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from aid2e.testing.requirements import require
 
 MARKER = Path("/run/aid2e-slurm.env")
 
@@ -36,10 +38,10 @@ def _slurm_answers() -> str | None:
 def slurm_cluster() -> dict[str, str]:
     """The cluster's facts (partition, node); skips or fails as the module docstring says."""
     problem = _slurm_answers()
-    if problem is not None:
-        if MARKER.exists():
-            pytest.fail(f"scripts/services/slurm.sh started Slurm but it does not answer: {problem}")
-        pytest.skip(f"no Slurm cluster ({problem}); run scripts/services/slurm.sh as root to start one")
+    if problem is not None and MARKER.exists():
+        pytest.fail(f"scripts/services/slurm.sh started Slurm but it does not answer: {problem}")
+    require("slurm", problem is None,
+            f"no Slurm cluster ({problem}); run scripts/services/slurm.sh as root to start one")
     facts = dict(line.split("=", 1) for line in MARKER.read_text().split()) if MARKER.exists() else {}
     return {"partition": facts.get("AID2E_SLURM_PARTITION", "debug"), "node": facts.get("AID2E_SLURM_NODE", "")}
 

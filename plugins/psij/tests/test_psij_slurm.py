@@ -204,3 +204,49 @@ def test_second_ctrl_c_cancels_the_slurm_jobs(slurm_cluster, tmp_path):
                 break
             time.sleep(0.5)
         assert "JobState=CANCELLED" in shown
+
+
+@pytest.mark.timeout(400)
+def test_time_limit_is_the_failure_reason(slurm_cluster, tmp_path):
+    """Slurm kills a job at its time limit (about a minute late here); the trial says so."""
+    script = tmp_path / "slow.sh"
+    script.write_text("sleep 600\n")
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:00:05",
+                         config={"status_grace": 5})
+    scheduler = aid2e.AxScheduler(ax_client("walltime"), runner,
+                                  {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 2,
+                                   "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=1)
+    trial = scheduler.experiment.trials[0]
+    assert trial.status.name == "FAILED"
+    assert "time limit" in trial.status_reason, trial.status_reason
+
+
+def test_restarted_controller_follows_the_same_slurm_jobs(slurm_cluster, tmp_path):
+    """A controller that dies leaves its jobs running; a new one loads the run directory and
+    follows them by job id instead of submitting them again."""
+    script = tmp_path / "job.sh"
+    script.write_text('sleep 4\necho \'{"objective": 0.25}\' > "$AID2E_RESULT_FILE"\n')
+    config = {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1}
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
+
+    def crash(handles, timeout):
+        raise RuntimeError("controller lost")
+
+    runner.wait = crash
+    first = aid2e.AxScheduler(ax_client("restart"), runner, config)
+    first.set_script_objective(str(script))
+    with pytest.raises(RuntimeError, match="controller lost"):
+        first.run_optimization(max_trials=3)
+    job_ids = {i: r.handle.native_id for i, r in first.trials.items()}
+    assert len(job_ids) == 3
+
+    second = aid2e.AxScheduler(None, SlurmRunner(partition=slurm_cluster["partition"]), config)
+    second.load_experiment(str(first.experiment_dir))
+    second.set_script_objective(str(script))
+    assert {i: r.status for i, r in second.trials.items()} == {0: "RUNNING", 1: "RUNNING", 2: "RUNNING"}
+    second.run_optimization(max_trials=0)
+    assert [t.status.name for t in second.experiment.trials.values()] == ["COMPLETED"] * 3
+    assert {i: r.handle.native_id for i, r in second.trials.items()} == job_ids  # no resubmission
+    assert observed(second) == {0: 0.25, 1: 0.25, 2: 0.25}

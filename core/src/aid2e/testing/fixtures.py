@@ -34,13 +34,10 @@ import pytest
 from aid2e import plugins as _plugins
 from aid2e.plugins import PluginInfo, PluginManager
 
-__all__ = ["plugin_manager", "register_plugin"]
+__all__ = ["bare_plugin_manager", "plugin_manager", "register_plugin"]
 
 
-@pytest.fixture
-def plugin_manager() -> Iterator[PluginManager]:
-    """A fresh plugin manager, installed as the process-wide one for this test."""
-    manager = PluginManager()
+def _installed(manager: PluginManager) -> Iterator[PluginManager]:
     with _plugins._lock:
         previous, _plugins._manager = _plugins._manager, manager
     try:
@@ -48,6 +45,23 @@ def plugin_manager() -> Iterator[PluginManager]:
     finally:
         with _plugins._lock:
             _plugins._manager = previous
+
+
+@pytest.fixture
+def plugin_manager() -> Iterator[PluginManager]:
+    """A fresh plugin manager, installed as the process-wide one for this test."""
+    yield from _installed(PluginManager())
+
+
+@pytest.fixture
+def bare_plugin_manager() -> Iterator[PluginManager]:
+    """A plugin manager with the core's built-ins only, as if no plugin distribution were
+    installed (installed as the process-wide one for this test)."""
+    from aid2e import builtins
+
+    manager = PluginManager(load_entry_points=False)
+    manager.register(builtins, name="aid2e (builtins)", builtin=True)
+    yield from _installed(manager)
 
 
 @pytest.fixture

@@ -314,11 +314,13 @@ class PsijRunner(Backend):
         workdir = Path(handle.workdir)
         if (workdir / CANCEL_MARKER).exists():
             return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {handle.native_id} canceled")
+        result = script_kind.read_result(workdir)
+        if result.state is JobState.FAILED and "killed by signal" in result.message:
+            self._learn_why_killed(handle.native_id)
         last_state, reason = self._last.get(handle.native_id, (None, ""))
         if last_state is JobState.CANCELED:
             return JobResult(state=JobState.CANCELED,
                              message=f"{self.executor_name} job {handle.native_id} was canceled")
-        result = script_kind.read_result(workdir)
         if result.state is JobState.FAILED and reason:
             result = attrs.evolve(result, message=f"{reason} ({self.executor_name} job {handle.native_id}); "
                                                   f"{result.message}")
@@ -327,6 +329,21 @@ class PsijRunner(Backend):
             if out:
                 result = attrs.evolve(result, message=f"{result.message}; batch job output: {out}")
         return result
+
+    def _learn_why_killed(self, native_id: str, patience: float = 10.0) -> None:
+        """A job killed by a signal: ask the queue (a few times, while the batch system finishes
+        it) whether it hit its time limit, ran out of memory, lost its node or was canceled."""
+        if not is_batch(self.executor):
+            return
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            seen = (self._query_queue([native_id]) or {}).get(native_id)
+            if seen is None:
+                return
+            if seen[0].is_final:
+                self._last[native_id] = seen
+                return
+            time.sleep(0.5)
 
     def _batch_output(self, native_id: str) -> str:
         path = Path(self.config.work_directory).expanduser() / self.executor_name / f"{native_id}.out"

@@ -1,0 +1,97 @@
+"""The ``container -> script`` adapter: every backend that runs script jobs runs containers.
+
+``check(spec, runner)`` runs once, when the objective is set, before any trial exists: the
+engine must be known and installed, its daemon reachable and (unless ``verify_image=False`` or a
+pull policy other than ``never``) the image present; anything else is a one-line ConfigError.
+
+``adapt(request, runner)`` runs for each trial: it resolves the image to its ID (a SIF file's
+sha256, a directory's real path), builds the engine command line (:mod:`aid2e_containers.command`)
+and returns a script job running it. No backend special-cases containers: joblib runs the engine
+locally, a batch backend runs it on the compute node. The trial's handle keeps
+``container_engine``, ``container_image``, ``container_image_id`` (and ``container_image_digest``,
+``container_name`` when there are such) from the request's labels.
+
+A problem that appears only later (the image removed, the daemon gone) is left to the engine:
+the trial fails with the engine's own message (in ``stderr.txt``) and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from aid2e.errors import ConfigError
+from aid2e.types import JobRequest, ScriptJob
+
+from .command import apptainer_argv, container_env, container_name, oci_argv
+from .engines import Engine, inspect_image, one_line, resolve_engine, run_engine
+from .spec import ContainerJob
+
+
+def _spec(job: Any) -> ContainerJob:
+    if not isinstance(job, ContainerJob):
+        raise TypeError(f"the container adapter needs a ContainerJob, got {type(job).__name__}")
+    return job
+
+
+def check(spec: ContainerJob, runner: Any) -> None:
+    """Raise ConfigError for what is wrong with a container objective on ``runner``."""
+    spec = _spec(spec)
+    engine = resolve_engine(spec, runner)
+    for bind in spec.binds:
+        source = bind.split(":")[0]
+        if not Path(source).exists():
+            raise ConfigError(f"container bind source {source} does not exist")
+    if engine.is_oci:
+        _check_oci(engine, spec)
+    elif spec.verify_image:
+        info = inspect_image(engine, spec)
+        if info.error and not info.image_id and not spec.image.startswith(("docker://", "oras://", "library://",
+                                                                           "shub://", "http://", "https://")):
+            raise ConfigError(f"container image {spec.image!r} for {engine.name}: {info.error}")
+
+
+def _check_oci(engine: Engine, spec: ContainerJob) -> None:
+    where = f" at {engine.host}" if engine.host else ""
+    if spec.pull != "never" or not spec.verify_image:
+        proc = run_engine(engine, "version")  # is the daemon reachable at all?
+        if proc.returncode != 0:
+            raise ConfigError(f"{engine.name}{where} is not usable: {one_line(proc.stderr or proc.stdout)}")
+        return
+    info = inspect_image(engine, spec)
+    if info.image_id:
+        return
+    proc = run_engine(engine, "version")
+    if proc.returncode != 0:
+        raise ConfigError(f"{engine.name}{where} is not usable: {one_line(proc.stderr or proc.stdout)}")
+    raise ConfigError(
+        f"container image {spec.image!r} is not in {engine.name}'s local images{where} ({info.error}); "
+        f"pull or build it first, or pass pull='missing'"
+    )
+
+
+def adapt(request: JobRequest, runner: Any) -> JobRequest:
+    """The trial's container job as a script job running the engine's command line."""
+    spec = _spec(request.job)
+    engine = resolve_engine(spec, runner)
+    trial_dir = Path(request.workdir).absolute()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    info = inspect_image(engine, spec)
+    env = container_env(request.trial_index, request.experiment, spec.env)
+    labels = {
+        "container_engine": engine.name,
+        "container_image": spec.image,
+        "container_image_id": info.image_id or f"unresolved: {info.error}",
+    }
+    if info.digest:
+        labels["container_image_digest"] = info.digest
+    if engine.is_oci:
+        name = container_name(request.experiment, request.trial_index)
+        labels["container_name"] = name
+        argv = oci_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env, name=name,
+                        labels={"aid2e.experiment": request.experiment, "aid2e.trial": str(request.trial_index)})
+    else:
+        argv = apptainer_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env)
+    return attrs.evolve(request, job=ScriptJob(argv=argv), labels={**request.labels, **labels})

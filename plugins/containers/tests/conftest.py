@@ -1,0 +1,117 @@
+"""Fixtures for the container tests: the real engines scripts/services/containers.sh set up.
+
+That script writes ``state.json`` (``$AID2E_CONTAINERS_STATE``, default
+``/var/lib/aid2e-containers/state.json``): the test image, dockerd's socket and, per engine,
+``"ok"`` or why it does not work. Tests needing an engine skip with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from aid2e.testing.requirements import require
+
+STATE_FILE = Path(os.environ.get("AID2E_CONTAINERS_STATE", "/var/lib/aid2e-containers/state.json"))
+
+#: Reads params.json ({"x": .., "y": ..}) and writes x + y and x * y to $AID2E_RESULT_FILE, with
+#: busybox awk (17 significant digits: the doubles come back exactly).
+SUM_AWK = (
+    'BEGIN { RS = "\\001" } '
+    '{ s = $0; gsub(/[{} "\\n]/, "", s); n = split(s, kv, ","); '
+    '  for (i = 1; i <= n; i++) { split(kv[i], p, ":"); v[p[1]] = p[2] + 0 } '
+    '  printf "{\\"objective\\": %.17g, \\"area\\": %.17g}\\n", v["x"] + v["y"], v["x"] * v["y"] '
+    '    > ENVIRON["AID2E_RESULT_FILE"] }'
+)
+SUM_COMMAND = ["awk", SUM_AWK, "params.json"]
+
+
+def _state() -> dict:
+    try:
+        return json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+@pytest.fixture(scope="session")
+def container_state() -> dict:
+    return _state()
+
+
+def _require(state: dict, engine: str) -> None:
+    """Skip without the engine; fail where AID2E_REQUIRE (set by .ci/run) names it."""
+    if not state:
+        require(engine, False, f"no {STATE_FILE}: run scripts/services/containers.sh (as root) to set up the engines")
+    status = state.get(engine, "not set up")
+    require(engine, status == "ok", f"{engine} is not usable here: {status}")
+
+
+@pytest.fixture(params=["podman", "docker"])
+def engine(request, container_state, monkeypatch) -> str:
+    """Each real OCI engine in turn; docker talks to the private dockerd through DOCKER_HOST."""
+    name = request.param
+    _require(container_state, name)
+    if name == "docker":
+        monkeypatch.setenv("DOCKER_HOST", container_state["docker_host"])
+    return name
+
+
+@pytest.fixture
+def podman(container_state) -> str:
+    _require(container_state, "podman")
+    return "podman"
+
+
+@pytest.fixture
+def apptainer(container_state) -> str:
+    _require(container_state, "apptainer")
+    return "apptainer"
+
+
+@pytest.fixture
+def test_image(container_state) -> str:
+    return container_state.get("image", "localhost/aid2e-test:latest")
+
+
+@pytest.fixture
+def make_ax_client():
+    """``make_ax_client(name, parameters=None)``: an AxClient with Sobol only, x and y in [0, 1]."""
+
+    def make(name="ctr", parameters=None, objectives=("objective",)):
+        from ax.adapter.registry import Generators
+        from ax.generation_strategy.generation_node import GenerationStep
+        from ax.generation_strategy.generation_strategy import GenerationStrategy
+        from ax.service.ax_client import AxClient, ObjectiveProperties
+
+        strategy = GenerationStrategy(
+            nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1, max_parallelism=None)]
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client = AxClient(generation_strategy=strategy, verbose_logging=False, random_seed=3)
+        client.create_experiment(
+            name=name,
+            parameters=parameters or [
+                {"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
+                {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
+            ],
+            objectives={o: ObjectiveProperties(minimize=True) for o in objectives},
+        )
+        return client
+
+    return make
+
+
+@pytest.fixture
+def sum_command() -> list[str]:
+    """A command writing ``{"objective": x + y, "area": x * y}`` (see ``SUM_AWK``)."""
+    return list(SUM_COMMAND)
+
+
+@pytest.fixture
+def scheduler_config(tmp_path) -> dict:
+    return {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 2}
