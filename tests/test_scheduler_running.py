@@ -49,7 +49,7 @@ class CountingRunner:
         self.inner.cancel(handle)
 
     def wait(self, handles, timeout):
-        self.inner.wait(handles, timeout)
+        return self.inner.wait(handles, timeout)
 
 
 def sleepy(x, y):

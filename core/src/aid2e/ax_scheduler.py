@@ -44,6 +44,10 @@ STATE_VERSION = 1
 STATE_KEY = "experiment"
 TRIALS_KEY = "trials"
 MIN_FINISHED_FOR_RATE = 5
+#: Seconds between looks at the runner while free slots wait for Ax's next candidates.
+AX_WAIT_SLICE = 0.05
+#: Mean generation time (s) above which a few candidates are kept ready in advance.
+SLOW_GENERATION = 0.5
 
 
 @define(kw_only=True)
@@ -111,6 +115,8 @@ class AxScheduler:
         self._started = False
         self._progress: Any = None
         self._last_snapshot = float("-inf")
+        self._owner: Any = None
+        self._facts: _ExperimentFacts | None = None
         self._start_runner()  # workers warm up while the user sets the objective and Ax generates
 
     # ------------------------------------------------------------ the experiment
@@ -132,7 +138,8 @@ class AxScheduler:
     @property
     def experiment_dir(self) -> Path:
         """``<job_output_dir>/<experiment name>/``: trial directories and the saved state."""
-        return Path(self.config.job_output_dir).resolve() / self._bridge_or_error().name
+        name = self._facts.name if self._facts is not None else self._bridge_or_error().name
+        return Path(self.config.job_output_dir).resolve() / name
 
     def trial_dir(self, index: int) -> Path:
         return self.experiment_dir / f"trial_{index}"
@@ -199,46 +206,13 @@ class AxScheduler:
         bridge.lift_parallelism(capacity)
         self._start_runner()
         self._progress = self._make_progress(max_trials)
-        launched = 0
-        ax_done = False
-        interrupted = False
+        self._begin_run(max_trials)
         try:
             self._resume_running()
             self._save_state(full=True)
-            while True:
-                try:
-                    free = capacity - len(self._running)
-                    wanted = min(free, max_trials - launched)
-                    generated = 0
-                    if wanted > 0 and not (ax_done or interrupted or self._failure_rate_exceeded()):
-                        new, ax_done = bridge.next_trials(wanted)
-                        generated = len(new)
-                        if generated:
-                            self._launch(new, job)
-                        launched += generated
-                    if not self._running:
-                        if launched >= max_trials or ax_done or interrupted or self._failure_rate_exceeded():
-                            break
-                        if not generated:
-                            raise Aid2eError(
-                                "Ax generated no new trial while none is running; check the generation "
-                                "strategy (e.g. its trial limits) of experiment " + repr(bridge.name)
-                            )
-                        continue
-                    if self._collect(self.config.monitoring_interval):
-                        self._save_state()
-                except KeyboardInterrupt:
-                    if interrupted or not self._running:
-                        self.cancel_running("interrupted twice (Ctrl-C)")
-                        raise
-                    interrupted = True
-                    self._save_state()
-                    log.warning(
-                        "interrupted: no new trials start; waiting for %d running trial(s). Press Ctrl-C "
-                        "again to cancel them. State is saved in %s", len(self._running), self.experiment_dir)
+            interrupted = self._engine(job, budget=max_trials)
         finally:
-            self._save_state(full=True)
-            self._progress.close()
+            self._end_run()
         if interrupted:
             raise KeyboardInterrupt(f"stopped launching after Ctrl-C; state saved in {self.experiment_dir}")
         if self._failure_rate_exceeded():
@@ -263,19 +237,123 @@ class AxScheduler:
         """Run already-created RUNNING Ax trials ``{index: parameters}`` until all have ended."""
         job = self._job_spec()
         self._start_runner()
-        pending = list(trials.items())
-        self._progress = self._make_progress(len(pending))
+        self._begin_run(len(trials))
         try:
-            while pending or self._running:
-                free = self.capacity - len(self._running)
-                if pending and free > 0:
-                    self._launch(dict(pending[:free]), job)
-                    del pending[:free]
-                if self._running and self._collect(self.config.monitoring_interval):
-                    self._save_state()
+            interrupted = self._engine(job, budget=len(trials), given=trials)
+        finally:
+            self._end_run()
+        if interrupted:
+            raise KeyboardInterrupt(f"stopped launching after Ctrl-C; state saved in {self.experiment_dir}")
+
+    # ------------------------------------------------------------ the engine
+    def _begin_run(self, total: int) -> None:
+        """Cache what the loop needs from Ax, then hand Ax to its owner thread."""
+        from .ax_owner import AxOwner
+
+        bridge = self._bridge_or_error()
+        self._facts = _ExperimentFacts(
+            name=bridge.name,
+            objective_names=tuple(bridge.objective_names),
+            metric_names=frozenset(bridge.metric_names),
+            minimize={m: bridge.minimize(m) for m in bridge.objective_names}
+            if not bridge.is_multi_objective else {},
+        )
+        self._progress = self._make_progress(total)
+        self._owner = AxOwner(bridge)
+        self._owner.start()
+
+    def _end_run(self) -> None:
+        """Take Ax back from its owner thread; candidates generated but never launched are
+        abandoned in Ax (so they do not count as pending), then the full state is saved."""
+        owner, self._owner = self._owner, None
+        try:
+            leftovers = owner.stop() if owner is not None else []
+            for index, _parameters in leftovers:
+                self._bridge_or_error().abandon(index, "generated but not launched: the run ended first")
         finally:
             self._save_state(full=True)
             self._progress.close()
+            self._facts = None
+
+    def _ax(self, function: Callable[..., Any], *args: Any) -> None:
+        """Apply an outcome to Ax: on the owner thread during a run, inline otherwise."""
+        if self._owner is not None:
+            self._owner.report(function, *args)
+        else:
+            function(self._bridge_or_error(), *args)
+
+    def _prefetch(self) -> int:
+        """Candidates to keep ready beyond the free slots: a few when generation is slow."""
+        owner = self._owner
+        if owner is None or not owner.generations:
+            return 0
+        slow = owner.generation_seconds / owner.generations > SLOW_GENERATION
+        return max(1, self.capacity // 4) if slow else 0
+
+    def _engine(self, job: Any, *, budget: int, given: Mapping[int, Mapping[str, Any]] | None = None) -> bool:
+        """Keep every slot busy until ``budget`` trials from Ax (or the ``given`` ones) have run.
+
+        Launching and completion handling never wait for a model fit (Ax works on its owner
+        thread). The runner is polled when its ``wait`` reports a possible change or every
+        ``min(monitoring_interval, runner.poll_interval)`` seconds. Returns whether Ctrl-C
+        stopped the launching (see :meth:`run_optimization`).
+        """
+        owner = self._owner
+        pending = list(given.items()) if given is not None else None
+        launched = 0
+        interrupted = False
+        tick = self.config.monitoring_interval
+        poll_every = min(tick, float(getattr(self.runner, "poll_interval", tick) or tick))
+        last_poll = time.monotonic()
+        while True:
+            try:
+                stop_launching = interrupted or self._failure_rate_exceeded()
+                free = self.capacity - len(self._running)
+                if not stop_launching and free > 0:
+                    if pending is not None:
+                        batch, pending = pending[:free], pending[free:]
+                    else:
+                        batch = owner.take(min(free, budget - launched))
+                    if batch:
+                        self._launch(dict(batch), job)
+                        launched += len(batch)
+                        free -= len(batch)
+                if pending is None:
+                    remaining = budget - launched
+                    owner.want(0 if stop_launching else min(remaining, free + self._prefetch()))
+                wants_more = not stop_launching and (
+                    bool(pending) if pending is not None
+                    else launched < budget and not (owner.exhausted and not owner.ready_count))
+                if not self._running:
+                    if not wants_more:
+                        return interrupted
+                    if pending is None and owner.idle_without_candidates and not owner.exhausted:
+                        raise Aid2eError(
+                            "Ax generated no new trial while none is running; check the generation "
+                            f"strategy (e.g. its trial limits) of experiment {self._facts.name!r}"
+                        )
+                waiting_for_ax = pending is None and wants_more and free > 0
+                if self._running:
+                    timeout = max(0.0, poll_every - (time.monotonic() - last_poll))
+                    if waiting_for_ax:
+                        timeout = min(timeout, AX_WAIT_SLICE)
+                    changed = self.runner.wait(list(self._running.values()), timeout)
+                    if changed or time.monotonic() - last_poll >= poll_every:
+                        last_poll = time.monotonic()
+                        if self._poll_and_finish():
+                            self._save_state()
+                elif waiting_for_ax:
+                    owner.wait_ready(tick)
+            except KeyboardInterrupt:
+                if interrupted or not self._running:
+                    self.cancel_running("interrupted twice (Ctrl-C)")
+                    raise
+                interrupted = True
+                owner.want(0)
+                self._save_state()
+                log.warning(
+                    "interrupted: no new trials start; waiting for %d running trial(s). Press Ctrl-C "
+                    "again to cancel them. State is saved in %s", len(self._running), self.experiment_dir)
 
     def _start_runner(self) -> None:
         if not self._started:
@@ -321,7 +399,7 @@ class AxScheduler:
     def _submit(self, index: int, job: Any) -> None:
         record = self.trials[index]
         request = JobRequest(
-            experiment=self._bridge_or_error().name,
+            experiment=self._facts_now().name,
             trial_index=index,
             parameters=dict(record.parameters),
             job=job,
@@ -346,8 +424,12 @@ class AxScheduler:
 
     def _collect(self, timeout: float) -> bool:
         """Wait for jobs to end, report the ended ones to Ax; True if any ended."""
+        self.runner.wait(list(self._running.values()), timeout)
+        return self._poll_and_finish()
+
+    def _poll_and_finish(self) -> bool:
+        """Poll every running job once; report the ended ones to Ax. True if any ended."""
         handles = list(self._running.values())
-        self.runner.wait(handles, timeout)
         try:
             states = self.runner.poll(handles)
         except Exception as exc:  # a batch system hiccup must not lose the campaign
@@ -368,12 +450,12 @@ class AxScheduler:
 
     def _finish(self, index: int, result: JobResult) -> None:
         """Report one ended job to Ax and record it."""
-        bridge = self._bridge_or_error()
+        facts = self._facts_now()
         record = self.trials[index]
         self._running.pop(index, None)
         record.ended_at = time.time()
         if result.state is JobState.COMPLETED:
-            missing = [m for m in bridge.objective_names if m not in result.metrics]
+            missing = [m for m in facts.objective_names if m not in result.metrics]
             if missing:
                 result = JobResult(
                     state=JobState.FAILED,
@@ -382,28 +464,35 @@ class AxScheduler:
                     f"(got {', '.join(map(repr, sorted(result.metrics))) or 'none'})",
                 )
         if result.state is JobState.COMPLETED:
-            known = set(bridge.metric_names)
+            known = facts.metric_names
             metrics = {k: v for k, v in result.metrics.items() if k in known}
             extra = sorted(set(result.metrics) - known)
             if extra:
                 log.debug("trial %d: ignoring metrics Ax does not know: %s", index, extra)
-            bridge.complete(index, metrics)
+            self._ax(_complete, index, metrics)
             record.status, record.metrics = "COMPLETED", metrics
             log.info("trial %d completed: %s", index, {k: v.mean for k, v in metrics.items()})
             if self.config.cleanup_after_completion:
                 shutil.rmtree(self.trial_dir(index), ignore_errors=True)
         elif result.state is JobState.CANCELED and index in self._canceled_by_us:
             reason = result.message or "canceled by aid2e"
-            bridge.abandon(index, reason)
+            self._ax(_abandon, index, reason)
             record.status, record.message = "ABANDONED", reason
         else:
             reason = result.message or f"job ended {result.state.value}"
             if result.state is JobState.CANCELED:
                 reason = f"job was canceled outside aid2e: {reason}"
-            bridge.fail(index, reason)
+            self._ax(_fail, index, reason)
             record.status, record.message = "FAILED", reason
             log.warning("trial %d failed: %s", index, reason.splitlines()[0] if reason else "")
         self._show_progress()
+
+    def _facts_now(self) -> _ExperimentFacts:
+        if self._facts is None:
+            bridge = self._bridge_or_error()
+            return _ExperimentFacts(name=bridge.name, objective_names=tuple(bridge.objective_names),
+                                    metric_names=frozenset(bridge.metric_names), minimize={})
+        return self._facts
 
     def _resume_running(self) -> None:
         """Trials saved as RUNNING (a loaded experiment) are polled again through their handles."""
@@ -477,14 +566,14 @@ class AxScheduler:
         return bridge.best()
 
     def _best_text(self) -> str | None:
-        bridge = self._bridge
-        if bridge is None or bridge.is_multi_objective:
+        facts = self._facts
+        if facts is None or not facts.minimize:
             return None
-        name = bridge.objective_names[0]
+        name = facts.objective_names[0]
         values = [r.metrics[name].mean for r in self.trials.values() if name in r.metrics]
         if not values:
             return None
-        best = min(values) if bridge.minimize(name) else max(values)
+        best = min(values) if facts.minimize[name] else max(values)
         return f"{name}={best:.6g}"
 
     def _make_progress(self, total: int) -> Any:
@@ -501,14 +590,7 @@ class AxScheduler:
 
     # ------------------------------------------------------------ persistence
     def _state_document(self) -> dict[str, Any]:
-        bridge = self._bridge_or_error()
-        return {
-            "format": STATE_FORMAT,
-            "version": STATE_VERSION,
-            "saved_at": time.time(),
-            "scheduler": self._trials_document(),
-            "ax": bridge.snapshot(),
-        }
+        return _state_document(self._bridge_or_error(), self._trials_document())
 
     def _trials_document(self) -> dict[str, Any]:
         return {
@@ -531,8 +613,11 @@ class AxScheduler:
                                                  "saved_at": time.time(), "scheduler": self._trials_document()}))
         now = time.monotonic()
         if full or now - self._last_snapshot >= self.config.snapshot_interval:
-            store.write_text(STATE_KEY, json.dumps(self._state_document()))
             self._last_snapshot = now
+            if self._owner is not None:  # Ax is busy on its thread: it writes the snapshot there
+                self._owner.report(_write_snapshot, store, self._trials_document())
+            else:
+                _write_snapshot(self._bridge, store, self._trials_document())
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
@@ -561,6 +646,7 @@ class AxScheduler:
             bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
             self.trials[record.index] = record
         self._bridge = bridge
+        self._facts = None
         self._running = {}
 
 
@@ -578,6 +664,42 @@ def _read_document(source: Path, *, required: bool) -> dict[str, Any] | None:
     if document.get("version") != STATE_VERSION:
         raise ConfigError(f"{source} has format version {document.get('version')}; this aid2e reads {STATE_VERSION}")
     return document
+
+
+@define(frozen=True)
+class _ExperimentFacts:
+    """What the loop needs to know of the Ax experiment, read once before Ax goes to its thread."""
+
+    name: str
+    objective_names: tuple[str, ...]
+    metric_names: frozenset[str]
+    minimize: dict[str, bool]  # empty for several objectives
+
+
+def _complete(bridge: Any, index: int, metrics: Mapping[str, Measurement]) -> None:
+    bridge.complete(index, metrics)
+
+
+def _fail(bridge: Any, index: int, reason: str) -> None:
+    bridge.fail(index, reason)
+
+
+def _abandon(bridge: Any, index: int, reason: str) -> None:
+    bridge.abandon(index, reason)
+
+
+def _state_document(bridge: Any, trials_document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "saved_at": time.time(),
+        "scheduler": trials_document,
+        "ax": bridge.snapshot(),
+    }
+
+
+def _write_snapshot(bridge: Any, store: FileStore, trials_document: dict[str, Any]) -> None:
+    store.write_text(STATE_KEY, json.dumps(_state_document(bridge, trials_document)))
 
 
 def _record_to_json(record: TrialRecord) -> dict[str, Any]:

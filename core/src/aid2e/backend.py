@@ -26,7 +26,8 @@ class Backend(abc.ABC):
     name: ClassVar[str] = ""
     #: Job kinds this backend runs natively; others are adapted (see ``aid2e_job_adapters``).
     kinds: ClassVar[frozenset[str]] = frozenset({"script"})
-    #: Seconds between polls when :meth:`wait` cannot be woken by the jobs themselves.
+    #: Longest time between two polls of running jobs (the scheduler also polls at least every
+    #: ``monitoring_interval`` seconds, and whenever :meth:`wait` reports a possible change).
     poll_interval: float = 1.0
 
     @property
@@ -56,14 +57,17 @@ class Backend(abc.ABC):
     def cancel(self, handle: JobHandle) -> None:
         """Stop a job; afterwards it polls as CANCELED (or its final state, if it had ended)."""
 
-    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
-        """Block until some job in ``handles`` may have changed state, or ``timeout`` seconds.
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> bool:
+        """Block until some job in ``handles`` may have ended (return True) or ``timeout``
+        seconds passed (return False). Must be cheap: no batch-system calls.
 
-        The default sleeps up to ``poll_interval``; backends whose jobs can signal their end
+        The default sleeps up to ``poll_interval`` and returns False, so such a backend is
+        polled every ``poll_interval`` seconds; backends whose jobs can signal their end
         override it so the scheduler refills a slot the moment a job ends.
         """
         if handles:
             time.sleep(max(0.0, min(timeout, self.poll_interval)))
+        return False
 
     def close(self) -> None:
         """Release resources. Jobs that can outlive the controller (scripts) keep running."""

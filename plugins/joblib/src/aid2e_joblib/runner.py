@@ -556,10 +556,10 @@ class JobLibRunner(Backend):
         _killpg(pgid, signal.SIGKILL)
 
     # ------------------------------------------------------------ wait
-    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
-        """Return as soon as one of ``handles`` is in a final state, or after ``timeout`` seconds."""
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> bool:
+        """True as soon as one of ``handles`` is in a final state; False after ``timeout`` seconds."""
         if not handles:
-            return
+            return False
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             foreign = any(
@@ -568,10 +568,10 @@ class JobLibRunner(Backend):
             while True:
                 states = self.poll(handles)
                 if any(state.is_final for state in states.values()):
-                    return
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
+                    return False
                 self._cond.wait(min(remaining, FOREIGN_POLL) if foreign else remaining)
 
 

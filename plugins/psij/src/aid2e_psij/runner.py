@@ -135,6 +135,8 @@ class PsijRunner(Backend):
 
     name = "psij"
     kinds = frozenset({"script"})
+    #: the queue is asked once per scheduler tick (monitoring_interval), not more often
+    poll_interval = float("inf")
 
     def __init__(self, executor: str = "slurm", queue: str | None = None, account: str | None = None,
                  time_limit: Any = None, memory: Any = None, cpus_per_task: int = 1, nodes: int = 1,
@@ -366,7 +368,7 @@ class PsijRunner(Backend):
         except Exception as exc:  # noqa: BLE001 - a job that just ended refuses to be canceled
             log.debug("cancel of %s: %s", handle.native_id, exc)
 
-    def wait(self, handles: Sequence[JobHandle], timeout: float) -> None:
+    def wait(self, handles: Sequence[JobHandle], timeout: float) -> bool:
         """Return when a job's status file shows it ended (checked every 0.2 s on the shared file
         system, no batch-system call) or after ``timeout`` (the scheduler's monitoring_interval),
         whichever comes first; the next :meth:`poll` then asks the queue once for all jobs."""
@@ -377,11 +379,12 @@ class PsijRunner(Backend):
                 status = script_kind.read_status(workdir)
                 if (status is not None and ("exit_code" in status or "signal" in status)) or (
                         workdir / CANCEL_MARKER).exists():
-                    return
+                    return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
+                return False
             time.sleep(min(WAIT_STEP, remaining))
+        return False
 
     @property
     def status_calls(self) -> int:

@@ -1,0 +1,194 @@
+"""The thread that owns Ax during a run: it applies trial outcomes and generates candidates.
+
+Ax has no locks, and model fitting takes from milliseconds (Sobol) to many seconds (BoTorch).
+So while ``run_optimization`` runs, every Ax call happens on one :class:`AxOwner` thread: the
+scheduler hands it outcomes (``report``) and a number of candidates it wants (``want``), and
+takes finished candidates from ``ready``. Completions and launches never wait for a model fit;
+outcomes reported before a generation starts are applied before it, so the model sees them.
+
+Outside a run (no thread started) every call runs inline in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class AxOwner:
+    """Runs Ax calls on one thread; see the module docstring."""
+
+    def __init__(self, bridge: Any) -> None:
+        self.bridge = bridge
+        self._cond = threading.Condition()
+        self._ops: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = collections.deque()
+        self._ready: collections.deque[tuple[int, dict[str, Any]]] = collections.deque()
+        self._wanted = 0
+        self._generating = False
+        self._exhausted = False  # Ax said the optimization is complete
+        self._starved = False  # Ax generated nothing; retry only after new outcomes
+        self._error: BaseException | None = None
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.generation_seconds = 0.0
+        self.generations = 0
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="aid2e-ax-owner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[tuple[int, dict[str, Any]]]:
+        """Finish pending outcomes, stop the thread; return candidates nobody took."""
+        if self._thread is None:
+            return []
+        with self._cond:
+            self._wanted = 0
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join()
+        self._thread = None
+        leftovers = list(self._ready)
+        self._ready.clear()
+        self._raise_error()
+        return leftovers
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    # ------------------------------------------------------------ from the scheduler
+    def report(self, function: Callable[..., Any], *args: Any) -> None:
+        """Apply ``function(bridge, *args)`` on the owner thread (in order, before any new generation)."""
+        if self._thread is None:
+            function(self.bridge, *args)
+            return
+        with self._cond:
+            self._ops.append((function, args))
+            self._starved = False
+            self._cond.notify_all()
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run ``function(bridge, *args)`` on the owner thread and return its result (waits)."""
+        if self._thread is None:
+            return function(self.bridge, *args)
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run(bridge: Any) -> None:
+            try:
+                box["value"] = function(bridge, *args)
+            except BaseException as exc:  # handed back to the caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+        self.report(run)
+        while not done.wait(0.1):
+            self._raise_error()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def want(self, count: int) -> None:
+        """Keep ``count`` candidates ready (generated, not yet taken)."""
+        with self._cond:
+            if count != self._wanted:
+                self._wanted = max(0, count)
+                self._cond.notify_all()
+
+    def take(self, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` ready candidates ``(trial index, parameters)``."""
+        self._raise_error()
+        taken = []
+        with self._cond:
+            while self._ready and len(taken) < limit:
+                taken.append(self._ready.popleft())
+                self._wanted = max(0, self._wanted - 1)
+            if taken:
+                self._cond.notify_all()
+        return taken
+
+    def wait_ready(self, timeout: float) -> None:
+        """Block until a candidate is ready, Ax gives up, or ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._ready and not self.idle_without_candidates and self._error is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._cond.wait(remaining)
+
+    @property
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    @property
+    def generating(self) -> bool:
+        """Generation is under way or about to start."""
+        with self._cond:
+            return self._generating or (self._wanted > len(self._ready) and not self._starved
+                                        and not self._exhausted)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._exhausted
+
+    @property
+    def idle_without_candidates(self) -> bool:
+        """Nothing ready and nothing coming until new outcomes arrive (or ever)."""
+        return not self._ready and not self._generating and not self._ops and (self._starved or self._exhausted)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    # ------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ops and not self._stop and not self._should_generate():
+                    self._cond.wait()
+                ops = list(self._ops)
+                self._ops.clear()
+                stop = self._stop
+                count = 0 if ops or stop else self._wanted - len(self._ready)
+                self._generating = count > 0
+            try:
+                for function, args in ops:
+                    function(self.bridge, *args)
+                if stop:
+                    return
+                if count > 0:
+                    self._generate(count)
+            except BaseException as exc:  # the scheduler re-raises it in its own thread
+                log.debug("Ax owner thread failed", exc_info=True)
+                with self._cond:
+                    self._error = exc
+                    self._generating = False
+                    self._cond.notify_all()
+                return
+
+    def _should_generate(self) -> bool:
+        return self._wanted > len(self._ready) and not self._starved and not self._exhausted
+
+    def _generate(self, count: int) -> None:
+        started = time.perf_counter()
+        trials, done = self.bridge.next_trials(count)
+        elapsed = time.perf_counter() - started
+        with self._cond:
+            self.generation_seconds += elapsed
+            self.generations += 1
+            self._ready.extend(trials.items())
+            self._exhausted = done
+            self._starved = not trials
+            self._generating = False
+            self._cond.notify_all()
+        log.debug("generated %d of %d trial(s) in %.3f s", len(trials), count, elapsed)
