@@ -65,6 +65,7 @@ class TrialRecord:
     metrics: dict[str, Measurement] = field(factory=dict)
     started_at: float = field(factory=time.time)
     ended_at: float | None = None
+    attempts: int = 1
 
 
 class Batch:
@@ -117,6 +118,9 @@ class AxScheduler:
         self._last_snapshot = float("-inf")
         self._owner: Any = None
         self._facts: _ExperimentFacts | None = None
+        self._job: Any = None  # the job spec of the run in progress (for retries)
+        self._timed_out: set[int] = set()
+        self._objective_hint: str | None = None
         self._start_runner()  # workers warm up while the user sets the objective and Ax generates
 
     # ------------------------------------------------------------ the experiment
@@ -170,11 +174,12 @@ class AxScheduler:
 
     def _job_spec(self) -> Any:
         if self._objective is None:
-            raise ConfigError(
+            raise ConfigError(self._objective_hint or (
                 "no objective: call set_objective_function, set_script_objective or "
                 "set_container_objective before running trials"
-            )
-        return self._objective()
+            ))
+        self._job = self._objective()
+        return self._job
 
     # ------------------------------------------------------------ running
     @property
@@ -307,6 +312,7 @@ class AxScheduler:
         last_poll = time.monotonic()
         while True:
             try:
+                self._enforce_timeout()
                 stop_launching = interrupted or self._failure_rate_exceeded()
                 free = self.capacity - len(self._running)
                 if not stop_launching and free > 0:
@@ -396,18 +402,23 @@ class AxScheduler:
             self._submit(index, job)
         self._save_state()
 
-    def _submit(self, index: int, job: Any) -> None:
-        record = self.trials[index]
+    def _request(self, index: int, job: Any) -> JobRequest:
+        """The (adapted) job request of trial ``index``."""
         request = JobRequest(
             experiment=self._facts_now().name,
             trial_index=index,
-            parameters=dict(record.parameters),
+            parameters=dict(self.trials[index].parameters),
             job=job,
             workdir=str(self.trial_dir(index)),
             resources=Resources(),
         )
+        return self._adapt(request)
+
+    def _submit(self, index: int, job: Any) -> None:
+        record = self.trials[index]
+        record.started_at = time.time()
         try:
-            request = self._adapt(request)
+            request = self._request(index, job)
             Path(request.workdir).mkdir(parents=True, exist_ok=True)
             handle = self.runner.submit(request)
             if request.labels:
@@ -454,6 +465,28 @@ class AxScheduler:
         record = self.trials[index]
         self._running.pop(index, None)
         record.ended_at = time.time()
+        if index in self._timed_out:
+            self._timed_out.discard(index)
+            result = JobResult(state=JobState.FAILED, exit_code=result.exit_code,
+                               message=f"trial exceeded trial_timeout={self.config.trial_timeout:g} s and was "
+                               f"canceled (ran {record.ended_at - record.started_at:.0f} s)")
+        if (result.state is JobState.FAILED and result.retryable and self._job is not None
+                and record.attempts <= self.config.max_retries):
+            record.attempts += 1
+            log.warning("trial %d: %s; running it again (attempt %d of %d)", index,
+                        result.message.splitlines()[0] if result.message else "infrastructure failure",
+                        record.attempts, self.config.max_retries + 1)
+            record.message = f"attempt {record.attempts - 1} failed: {result.message}"
+            record.ended_at = None
+            self._submit(index, self._job)
+            return
+        if result.state is JobState.COMPLETED and result.infeasible is not None:
+            reason = f"infeasible: {result.infeasible}"
+            self._ax(_abandon, index, reason)
+            record.status, record.message = "ABANDONED", reason
+            log.info("trial %d is infeasible: %s", index, result.infeasible)
+            self._show_progress()
+            return
         if result.state is JobState.COMPLETED:
             missing = [m for m in facts.objective_names if m not in result.metrics]
             if missing:
@@ -487,6 +520,21 @@ class AxScheduler:
             log.warning("trial %d failed: %s", index, reason.splitlines()[0] if reason else "")
         self._show_progress()
 
+    def _enforce_timeout(self) -> None:
+        """Cancel trials running longer than ``trial_timeout`` (they end as FAILED, saying so)."""
+        limit = self.config.trial_timeout
+        if limit is None:
+            return
+        now = time.time()
+        for index, handle in list(self._running.items()):
+            if index not in self._timed_out and now - self.trials[index].started_at > limit:
+                self._timed_out.add(index)
+                log.warning("trial %d exceeded trial_timeout=%g s: canceling it", index, limit)
+                try:
+                    self.runner.cancel(handle)
+                except Exception as exc:
+                    log.warning("could not cancel trial %d: %s", index, exc)
+
     def _facts_now(self) -> _ExperimentFacts:
         if self._facts is None:
             bridge = self._bridge_or_error()
@@ -502,12 +550,15 @@ class AxScheduler:
             handle = record.handle
             if handle is not None and handle.backend == getattr(self.runner, "name", None):
                 self._running[index] = handle
-            elif handle is None:
-                self._finish(index, JobResult(
-                    state=JobState.FAILED,
-                    message="the controller stopped while submitting this trial; its job may not have "
-                    f"run (see {self.trial_dir(index)})",
-                ))
+            elif handle is None:  # saved just before its submission: did the submission happen?
+                adopted = self.runner.adopt(self._request(index, self._job)) if hasattr(self.runner, "adopt") else None
+                if adopted is not None:
+                    log.info("trial %d: found its job %s, following it", index, adopted.native_id)
+                    record.handle = adopted
+                    self._running[index] = adopted
+                else:
+                    log.info("trial %d was saved but never submitted: submitting it now", index)
+                    self._submit(index, self._job)
             else:
                 self._finish(index, JobResult(
                     state=JobState.FAILED,
@@ -593,10 +644,14 @@ class AxScheduler:
         return _state_document(self._bridge_or_error(), self._trials_document())
 
     def _trials_document(self) -> dict[str, Any]:
-        return {
+        document = {
             "config": self.config.to_dict(),
             "trials": [_record_to_json(r) for r in self.trials.values()],
+            "runner": _describe_runner(self.runner),
         }
+        if self._job is not None:
+            document["objective"] = serialize.dump_job(self._job)
+        return document
 
     def _save_state(self, *, full: bool = False) -> None:
         """Save the state under ``experiment_dir`` atomically.
@@ -618,6 +673,43 @@ class AxScheduler:
                 self._owner.report(_write_snapshot, store, self._trials_document())
             else:
                 _write_snapshot(self._bridge, store, self._trials_document())
+
+    @classmethod
+    def resume(cls, path: str, runner: Backend | None = None,
+               config: Mapping[str, Any] | None = None) -> AxScheduler:
+        """A scheduler for the campaign saved under ``path`` (the state directory
+        ``<job_output_dir>/<experiment name>/`` a running scheduler keeps, or a saved file).
+
+        The runner is rebuilt from the state unless given; ``config`` overrides saved keys. Script
+        and container objectives are restored; a function objective when it is importable by
+        module path (otherwise call ``set_objective_function`` again: the error says so). The
+        next ``run_optimization`` first follows the trials that were in flight.
+        """
+        source = Path(path)
+        document = _read_document(source / f"{STATE_KEY}.json" if source.is_dir() else source, required=True)
+        trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False) if source.is_dir() else None
+        saved = (trials_doc or document)["scheduler"]
+        if runner is None:
+            runner = _rebuild_runner(saved.get("runner"))
+        known = {f.name for f in attrs.fields(SchedulerConfig)}
+        merged = {k: v for k, v in saved.get("config", {}).items() if k in known}
+        merged.update(config or {})
+        scheduler = cls(None, runner, merged)
+        scheduler.load_experiment(str(path))
+        scheduler._restore_objective(saved.get("objective"))
+        return scheduler
+
+    def _restore_objective(self, data: Mapping[str, Any] | None) -> None:
+        if data is None:
+            self._objective_hint = ("the saved state holds no objective: call set_objective_function, "
+                                    "set_script_objective or set_container_objective")
+            return
+        try:
+            spec = serialize.load_job(dict(data))
+            self._set_objective(lambda: spec, spec)
+        except ConfigError as exc:
+            self._objective_hint = (f"the saved objective cannot be restored ({exc}); call "
+                                    "set_objective_function(...) again before run_optimization")
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
@@ -700,6 +792,34 @@ def _state_document(bridge: Any, trials_document: dict[str, Any]) -> dict[str, A
 
 def _write_snapshot(bridge: Any, store: FileStore, trials_document: dict[str, Any]) -> None:
     store.write_text(STATE_KEY, json.dumps(_state_document(bridge, trials_document)))
+
+
+def _describe_runner(runner: Any) -> dict[str, Any]:
+    """What a later ``AxScheduler.resume`` needs to rebuild the runner (``to_config()`` gives
+    the constructor's keyword arguments; runners without it must be passed to resume)."""
+    to_config = getattr(runner, "to_config", None)
+    return {
+        "backend": getattr(runner, "name", ""),
+        "class": f"{type(runner).__module__}:{type(runner).__qualname__}",
+        "kwargs": to_config() if callable(to_config) else None,
+    }
+
+
+def _rebuild_runner(description: Mapping[str, Any] | None) -> Any:
+    if not description or description.get("kwargs") is None:
+        raise ConfigError("the saved state does not say how to rebuild its runner: pass one, "
+                          "AxScheduler.resume(path, runner)")
+    module_name, _, qualname = str(description["class"]).partition(":")
+    try:
+        import importlib
+
+        factory: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            factory = getattr(factory, part)
+        return factory(**description["kwargs"])
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"cannot rebuild the saved runner {description['class']} ({exc}); pass one, "
+                          "AxScheduler.resume(path, runner)") from None
 
 
 def _record_to_json(record: TrialRecord) -> dict[str, Any]:

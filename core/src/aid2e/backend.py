@@ -69,6 +69,16 @@ class Backend(abc.ABC):
             time.sleep(max(0.0, min(timeout, self.poll_interval)))
         return False
 
+    def adopt(self, request: JobRequest) -> JobHandle | None:
+        """Find the job an earlier controller submitted for ``request`` but died before it
+        recorded the handle (it saves each trial just before submitting it). Return its handle,
+        or None if no such job exists, in which case the trial is submitted again.
+
+        The default knows no way to look and returns None; backends that can find a job by its
+        trial directory or its name override it, so a job never runs twice.
+        """
+        return None
+
     def close(self) -> None:
         """Release resources. Jobs that can outlive the controller (scripts) keep running."""
 

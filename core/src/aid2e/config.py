@@ -22,7 +22,10 @@ class SchedulerConfig:
     * ``max_parallel_trials``: trials in flight (default: the runner's capacity);
     * ``tolerated_failure_rate``: stop launching when failed / max(finished, 5) exceeds it;
     * ``snapshot_interval``: seconds between full Ax snapshots while running (trial records
-      are saved after every change regardless; see ``AxScheduler._save_state``).
+      are saved after every change regardless; see ``AxScheduler._save_state``);
+    * ``max_retries``: times a trial is run again after an infrastructure failure (its job
+      vanished, its node was lost); a script's own non-zero exit is never retried;
+    * ``trial_timeout``: seconds after which a running trial is canceled and failed.
     """
 
     monitoring_interval: float = 10.0
@@ -32,6 +35,8 @@ class SchedulerConfig:
     max_parallel_trials: int | None = None
     tolerated_failure_rate: float = 0.5
     snapshot_interval: float = 30.0
+    max_retries: int = 0
+    trial_timeout: float | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> SchedulerConfig:
@@ -55,6 +60,11 @@ class SchedulerConfig:
             ):
                 raise ConfigError(f"config 'job_output_dir' must be a path, got {values['job_output_dir']!r}")
             values["job_output_dir"] = str(values["job_output_dir"])
+        retries = values.get("max_retries", 0)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"config 'max_retries' must be a non-negative integer, got {retries!r}")
+        if values.get("trial_timeout") is not None:
+            _number(values, "trial_timeout", minimum=0.001)
         limit = values.get("max_parallel_trials")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"config 'max_parallel_trials' must be a positive integer, got {limit!r}")

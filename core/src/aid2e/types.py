@@ -122,6 +122,12 @@ class JobResult:
     metrics: dict[str, Measurement] = field(factory=dict)
     message: str = ""
     exit_code: int | None = None
+    #: The failure came from the infrastructure (job vanished, node lost, preempted), not from
+    #: the evaluation itself: the scheduler may run the trial again (config ``max_retries``).
+    retryable: bool = False
+    #: The evaluation declared the design infeasible (e.g. overlapping volumes): the trial is
+    #: abandoned in Ax with this reason rather than failed or completed.
+    infeasible: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.state.is_final:
@@ -178,6 +184,21 @@ class StorageInfo:
     name: str
     factory: Callable[..., Any]
     description: str = ""
+
+
+#: Key of a result object that declares the design infeasible: ``{"infeasible": "why"}``.
+INFEASIBLE_KEY = "infeasible"
+
+
+def infeasible_reason(value: Any) -> str | None:
+    """The reason if ``value`` (a result object) declares the design infeasible, else None."""
+    if isinstance(value, Mapping) and INFEASIBLE_KEY in value:
+        reason = value[INFEASIBLE_KEY]
+        if isinstance(reason, str) and reason.strip():
+            return reason.strip()
+        if reason is True:
+            return "declared infeasible by the objective"
+    return None
 
 
 def parse_metrics(value: Any) -> dict[str, Measurement]:

@@ -18,7 +18,7 @@ import attrs
 
 from .. import atomic
 from ..errors import ConfigError
-from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, parse_metrics
+from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
 
 
 def call_style_for(function: Callable[..., Any], parameter_names: Iterable[str]) -> str:
@@ -59,6 +59,9 @@ def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResu
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
         return JobResult(state=JobState.FAILED,
                          message=f"objective raised {type(exc).__name__}: {exc}\n{tail}")
+    infeasible = infeasible_reason(value)
+    if infeasible is not None:
+        return JobResult(state=JobState.COMPLETED, infeasible=infeasible)
     try:
         metrics = parse_metrics(value)
     except ValueError as exc:

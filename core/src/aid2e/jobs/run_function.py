@@ -32,6 +32,9 @@ def main(argv: list[str]) -> int:
     if result.state is not JobState.COMPLETED:
         print(result.message, file=sys.stderr)
         return 1
+    if result.infeasible is not None:
+        atomic.write_json(os.environ["AID2E_RESULT_FILE"], {"infeasible": result.infeasible})
+        return 0
     atomic.write_json(os.environ["AID2E_RESULT_FILE"], {k: to_json(v) for k, v in result.metrics.items()})
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..errors import ConfigError
-from ..types import JobRequest, JobResult, JobState, ScriptJob, parse_metrics
+from ..types import JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
 
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
@@ -115,7 +115,7 @@ def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False) -> J
     if canceled:
         return JobResult(state=JobState.CANCELED, message="canceled")
     if status is None or "exit_code" not in status and "signal" not in status:
-        return JobResult(state=JobState.FAILED,
+        return JobResult(state=JobState.FAILED, retryable=True,
                          message=f"job ended without recording an exit status in {workdir}{where}")
     if status.get("error"):
         return JobResult(state=JobState.FAILED, exit_code=status.get("exit_code"),
@@ -138,6 +138,9 @@ def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False) -> J
     except ValueError as exc:
         return JobResult(state=JobState.FAILED, exit_code=0,
                          message=f"result file {result_path} is not valid JSON: {exc}")
+    infeasible = infeasible_reason(value)
+    if infeasible is not None:
+        return JobResult(state=JobState.COMPLETED, exit_code=0, infeasible=infeasible)
     try:
         metrics = parse_metrics(value)
     except ValueError as exc:

@@ -45,6 +45,8 @@ LAUNCHER_LOG = "aid2e_launcher.log"
 CANCEL_MARKER = "aid2e_canceled.json"
 #: Seconds between SIGTERM and SIGKILL when canceling a script job.
 KILL_GRACE = 3.0
+#: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
+ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
 FOREIGN_POLL = 0.2
 
@@ -241,6 +243,31 @@ class JobLibRunner(Backend):
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    def adopt(self, request: JobRequest) -> JobHandle | None:
+        """A script job launched for ``request`` by a controller that died before saving its
+        handle: found by the launcher's pid in the trial directory's status file."""
+        workdir = Path(request.workdir)
+        if not (workdir / script_kind.COMMAND_FILE).exists():
+            return None  # never prepared, so never launched
+        deadline = time.monotonic() + ADOPT_PATIENCE  # a launcher just started writes its status soon
+        status = script_kind.read_status(workdir)
+        while status is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = script_kind.read_status(workdir)
+        if status is None or not isinstance(status.get("pid"), int):
+            return None
+        pid = status["pid"]
+        extra: dict[str, Any] = {"kind": "script", "pid": pid}
+        started = _start_time(pid) if _pid_alive(pid, None) else None
+        if started is not None:
+            extra["start_time"] = started
+        return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
+                         submitted_at=float(status.get("started_at", time.time())), extra=extra)
+
+    def to_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
+        return {"n_jobs": self.n_jobs, "backend": self.backend, "config": attrs.asdict(self.config)}
 
     # ------------------------------------------------------------ executor
     def _new_executor(self) -> Any:

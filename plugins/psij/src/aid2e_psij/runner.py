@@ -162,6 +162,22 @@ class PsijRunner(Backend):
         self._status_calls = 0
 
     # ------------------------------------------------------------ setup
+    def to_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
+        return {"executor": self.executor_name, **self._common_kwargs(), "queue": self.queue}
+
+    def _common_kwargs(self) -> dict[str, Any]:
+        config = attrs.asdict(self.config)
+        config["modules"] = list(config["modules"])
+        return {
+            "account": self.account,
+            "time_limit": _format_walltime(self.time_limit),
+            "memory": self.memory,
+            "cpus_per_task": self.cpus_per_task,
+            "nodes": self.nodes,
+            "config": config,
+        }
+
     @property
     def capacity(self) -> int:
         return self.config.max_in_flight
@@ -189,7 +205,8 @@ class PsijRunner(Backend):
         memory = parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
         nodes = int(options.pop("nodes", self.nodes))
-        name = options.pop("job-name", None) or f"aid2e-{request.experiment}-{request.trial_index}"
+        options.pop("job-name", None)
+        name = self._job_name_for(request)
         custom = {f"{self._option_prefix()}.{k}": v for k, v in options.items()}
         if self.executor_name == "slurm":  # PSI/J 0.9.11's Slurm template drops the job name
             custom["slurm.job-name"] = _job_name(name)
@@ -239,6 +256,27 @@ class PsijRunner(Backend):
         log.debug("trial %d submitted as %s job %s", request.trial_index, self.executor_name, native_id)
         return JobHandle(backend=self.name, native_id=native_id, workdir=str(workdir), submitted_at=time.time(),
                          extra={"kind": "script", "executor": self.executor_name})
+
+    def adopt(self, request: JobRequest) -> JobHandle | None:
+        """A batch job submitted for ``request`` by a controller that died before saving its
+        handle: found by its job name in the queue (Slurm keeps ended jobs there for MinJobAge)."""
+        workdir = Path(request.workdir)
+        if self.executor_name != "slurm" or not (workdir / script_kind.COMMAND_FILE).exists():
+            return None
+        name = _job_name(self._job_name_for(request))
+        try:
+            out = subprocess.run(["squeue", "--me", "-h", "-t", "all", "--name", name, "-o", "%i"],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout.split()
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("cannot look for trial %d's job in the queue: %s", request.trial_index, exc)
+            return None
+        if not out:
+            return None
+        return JobHandle(backend=self.name, native_id=out[-1], workdir=str(workdir), submitted_at=time.time(),
+                         extra={"kind": "script", "executor": self.executor_name, "adopted": True})
+
+    def _job_name_for(self, request: JobRequest) -> str:
+        return self.config.sbatch_options.get("job-name") or f"aid2e-{request.experiment}-{request.trial_index}"
 
     def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
         if not handles:
@@ -403,6 +441,18 @@ class SlurmRunner(PsijRunner):
                  account: str | None = None, nodes: int = 1) -> None:
         super().__init__(executor="slurm", queue=partition, account=account, time_limit=time_limit,
                          memory=memory, cpus_per_task=cpus_per_task, nodes=nodes, config=config)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"partition": self.queue, **self._common_kwargs()}
+
+
+def _format_walltime(value: timedelta | None) -> str | None:
+    if value is None:
+        return None
+    total = int(value.total_seconds())
+    days, rest = divmod(total, 86400)
+    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}-{text}" if days else text
 
 
 def _job_name(name: str) -> str:

@@ -1,0 +1,113 @@
+"""Failure policy: retries after infrastructure failures, trial_timeout, infeasible designs."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import aid2e
+
+
+def script(tmp_path, body, name="objective.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+KILLS_ITS_LAUNCHER_ONCE = """
+    import json, os, signal, time
+    p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+    marker = os.path.join(os.environ["MARKERS"], "trial_" + os.environ["AID2E_TRIAL_INDEX"])
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getppid(), signal.SIGKILL)   # the job's launcher vanishes, as on a lost node
+        time.sleep(30)
+    json.dump({"objective": p["x"]}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+"""
+
+
+@pytest.fixture
+def markers(tmp_path, monkeypatch):
+    path = tmp_path / "markers"
+    path.mkdir()
+    monkeypatch.setenv("MARKERS", str(path))  # jobs inherit the environment
+    return path
+
+
+def test_vanished_job_is_retried_with_max_retries(make_ax_client, threads, config, tmp_path, markers):
+    scheduler = aid2e.AxScheduler(make_ax_client("retry"), threads, {**config, "max_retries": 1})
+    scheduler.set_script_objective(str(script(tmp_path, KILLS_ITS_LAUNCHER_ONCE)))
+    scheduler.run_optimization(max_trials=2)
+    for index, trial in scheduler.experiment.trials.items():
+        assert trial.status.name == "COMPLETED"
+        assert scheduler.trials[index].attempts == 2
+        assert "ended without recording an exit status" in scheduler.trials[index].message
+    df = scheduler.experiment.lookup_data().df
+    assert {int(r.trial_index): r["mean"] for _, r in df.iterrows()} == {
+        i: t.arm.parameters["x"] for i, t in scheduler.experiment.trials.items()}
+
+
+def test_vanished_job_fails_without_retries(make_ax_client, threads, config, tmp_path, markers):
+    scheduler = aid2e.AxScheduler(make_ax_client("no_retry"), threads, {**config, "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script(tmp_path, KILLS_ITS_LAUNCHER_ONCE)))
+    scheduler.run_optimization(max_trials=1)
+    trial = scheduler.experiment.trials[0]
+    assert trial.status.name == "FAILED" and "ended without recording an exit status" in trial.status_reason
+
+
+def test_a_scripts_own_failure_is_not_retried(make_ax_client, threads, config, tmp_path):
+    scheduler = aid2e.AxScheduler(make_ax_client("own_failure"), threads,
+                                  {**config, "max_retries": 3, "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script(tmp_path, "import sys; sys.exit(4)\n")))
+    scheduler.run_optimization(max_trials=1)
+    assert scheduler.trials[0].attempts == 1
+    assert "exited with code 4" in scheduler.experiment.trials[0].status_reason
+
+
+@pytest.mark.timeout(60)
+def test_trial_timeout_cancels_and_fails(make_ax_client, threads, config, tmp_path):
+    scheduler = aid2e.AxScheduler(make_ax_client("timeout"), threads,
+                                  {**config, "trial_timeout": 1, "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script(tmp_path, "import time; time.sleep(300)\n")))
+    scheduler.run_optimization(max_trials=2)
+    for trial in scheduler.experiment.trials.values():
+        assert trial.status.name == "FAILED"
+        assert "exceeded trial_timeout=1 s and was canceled" in trial.status_reason
+
+
+def test_infeasible_designs_are_abandoned_not_failed(make_ax_client, threads, config, tmp_path):
+    body = """
+        import json, os
+        p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+        result = {"infeasible": "volumes overlap"} if p["x"] > 0.5 else {"objective": p["x"]}
+        json.dump(result, open(os.environ["AID2E_RESULT_FILE"], "w"))
+    """
+    scheduler = aid2e.AxScheduler(make_ax_client("infeasible"), threads, config)
+    scheduler.set_script_objective(str(script(tmp_path, body)))
+    scheduler.run_optimization(max_trials=8)
+    for trial in scheduler.experiment.trials.values():
+        if trial.arm.parameters["x"] > 0.5:
+            assert trial.status.name == "ABANDONED" and trial.status_reason == "infeasible: volumes overlap"
+        else:
+            assert trial.status.name == "COMPLETED"
+    assert set(scheduler.experiment.lookup_data().df["trial_index"]) == {
+        i for i, t in scheduler.experiment.trials.items() if t.arm.parameters["x"] <= 0.5}
+
+
+def test_infeasible_from_a_function(make_ax_client, threads, config):
+    scheduler = aid2e.AxScheduler(make_ax_client("infeasible_fn"), threads, config)
+    scheduler.set_objective_function(lambda x, y: {"infeasible": "overlap"} if y > 0.5 else {"objective": y})
+    scheduler.run_optimization(max_trials=6)
+    statuses = {t.status.name for t in scheduler.experiment.trials.values()}
+    assert statuses <= {"ABANDONED", "COMPLETED"} and "FAILED" not in statuses
+
+
+@pytest.mark.parametrize("config_update, message", [
+    ({"max_retries": -1}, "'max_retries' must be a non-negative integer"),
+    ({"trial_timeout": 0}, "'trial_timeout' must be >= 0.001"),
+    ({"trial_timeout": "1h"}, "'trial_timeout' must be a number"),
+])
+def test_bad_policy_config(make_ax_client, threads, config, config_update, message):
+    with pytest.raises(aid2e.ConfigError, match=message):
+        aid2e.AxScheduler(make_ax_client(), threads, {**config, **config_update})

@@ -1,0 +1,113 @@
+"""SIGKILL the controller at different points of a campaign, resume it, and check that every
+trial completed exactly once with exact values: jobs still running are followed, jobs that ended
+while the controller was down are collected, nothing is submitted twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import aid2e
+
+CONTROLLER = Path(__file__).with_name("campaign_controller.py")
+TOTAL = 8
+
+
+def controller(command, path, runner, env, **kwargs):
+    return subprocess.Popen([sys.executable, str(CONTROLLER), command, str(path), str(TOTAL), runner],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def saved_trials(state_dir: Path) -> int:
+    try:
+        return len(json.loads((state_dir / "trials.json").read_text())["scheduler"]["trials"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def kill_when(state_dir: Path, proc: subprocess.Popen, at_trials: int, extra_delay: float) -> None:
+    """SIGKILL the controller once its saved state holds ``at_trials`` trials (plus a delay)."""
+    deadline = time.time() + 60
+    while saved_trials(state_dir) < at_trials and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(extra_delay)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the controller ended by itself before the kill point ({proc.returncode}): "
+        f"{proc.stderr.read()[-1500:]}")
+
+
+def check_campaign(state_dir: Path, runs_log: Path) -> None:
+    scheduler = aid2e.AxScheduler.resume(str(state_dir))  # the runner rebuilt from the state
+    experiment = scheduler.experiment
+    assert len(experiment.trials) == TOTAL
+    assert [t.status.name for t in experiment.trials.values()] == ["COMPLETED"] * TOTAL
+    df = experiment.lookup_data().df
+    assert sorted(df["trial_index"]) == list(range(TOTAL))  # one value per trial, none counted twice
+    for _, row in df.iterrows():
+        p = experiment.trials[int(row.trial_index)].arm.parameters
+        assert row["mean"] == 2 * p["x"] + p["y"]
+    runs = Counter(int(line.split()[0]) for line in runs_log.read_text().splitlines())
+    assert runs == Counter(range(TOTAL)), f"executions per trial: {dict(runs)}"
+
+
+def run_kill_resume(tmp_path: Path, runner: str, kill_points: list[tuple[int, float]]) -> None:
+    runs_log = tmp_path / "runs.log"
+    env = {**os.environ, "RUNS_LOG": str(runs_log)}
+    root = tmp_path / "jobs"
+    state_dir = root / "killed"
+    first = controller("start", root, runner, env)
+    kill_when(state_dir, first, *kill_points[0])
+    for at_trials, delay in kill_points[1:]:
+        again = controller("resume", state_dir, runner, env)
+        kill_when(state_dir, again, at_trials, delay)
+    final = controller("resume", state_dir, runner, env)
+    out, err = final.communicate(timeout=240)
+    assert final.returncode == 0, err[-2000:]
+    assert out.strip().endswith(f"done {TOTAL}")
+    check_campaign(state_dir, runs_log)
+
+
+#: (saved trials to wait for, extra delay in s) per kill: right at a save, mid-trial, between waves
+JOBLIB_KILLS = [
+    [(1, 0.0)],
+    [(3, 0.3)],
+    [(2, 0.0), (5, 0.1)],
+    [(3, 0.05), (6, 0.4), (7, 0.0)],
+]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kill_points", JOBLIB_KILLS, ids=lambda k: "+".join(f"{a}@{d}" for a, d in k))
+def test_kill_and_resume_on_joblib(tmp_path, kill_points):
+    run_kill_resume(tmp_path, "joblib", kill_points)
+
+
+SLURM_KILLS = [
+    [(2, 0.2)],
+    [(3, 0.0), (6, 0.3)],
+]
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("kill_points", SLURM_KILLS, ids=lambda k: "+".join(f"{a}@{d}" for a, d in k))
+def test_kill_and_resume_on_slurm(tmp_path, kill_points):
+    from aid2e.testing.requirements import require
+
+    try:
+        ok = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        ok = ""
+    require("slurm", any(s in ok for s in ("idle", "mixed", "allocated")),
+            "no Slurm cluster: run scripts/services/slurm.sh as root")
+    run_kill_resume(tmp_path, "slurm:debug", kill_points)
