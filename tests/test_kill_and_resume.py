@@ -111,3 +111,27 @@ def test_kill_and_resume_on_slurm(tmp_path, kill_points):
     require("slurm", any(s in ok for s in ("idle", "mixed", "allocated")),
             "no Slurm cluster: run scripts/services/slurm.sh as root")
     run_kill_resume(tmp_path, "slurm:debug", kill_points)
+
+
+@pytest.mark.timeout(300)
+def test_cli_status_and_resume_after_a_kill(tmp_path):
+    """`aid2e status` and `aid2e resume` on a campaign left behind by a killed controller."""
+    runs_log = tmp_path / "runs.log"
+    env = {**os.environ, "RUNS_LOG": str(runs_log)}
+    root = tmp_path / "jobs"
+    state_dir = root / "killed"
+    first = controller("start", root, "joblib", env)
+    kill_when(state_dir, first, 4, 0.1)
+    aid2e_cli = [sys.executable, "-m", "aid2e"]
+    status = subprocess.run([*aid2e_cli, "status", str(state_dir)], capture_output=True, text=True, env=env)
+    assert status.returncode == 0, status.stderr
+    assert "RUNNING" in status.stdout or "COMPLETED" in status.stdout
+    saved = len(json.loads((state_dir / "trials.json").read_text())["scheduler"]["trials"])
+    resumed = subprocess.run([*aid2e_cli, "resume", str(state_dir), "--max-trials", str(TOTAL - saved),
+                              "--monitoring-interval", "0.5"], capture_output=True, text=True, env=env, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{TOTAL} completed" in resumed.stdout.splitlines()[-1]
+    check_campaign(state_dir, runs_log)
+    final = subprocess.run([*aid2e_cli, "status", str(state_dir), "--json"], capture_output=True, text=True, env=env)
+    assert final.returncode == 0
+    assert final.stdout.count('"COMPLETED"') >= TOTAL

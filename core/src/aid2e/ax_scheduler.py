@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -143,7 +144,7 @@ class AxScheduler:
     def experiment_dir(self) -> Path:
         """``<job_output_dir>/<experiment name>/``: trial directories and the saved state."""
         name = self._facts.name if self._facts is not None else self._bridge_or_error().name
-        return Path(self.config.job_output_dir).resolve() / name
+        return Path(self.config.job_output_dir).resolve() / _directory_name(name)
 
     def trial_dir(self, index: int) -> Path:
         return self.experiment_dir / f"trial_{index}"
@@ -256,6 +257,7 @@ class AxScheduler:
         from .ax_owner import AxOwner
 
         bridge = self._bridge_or_error()
+        self._check_output_dir()
         self._facts = _ExperimentFacts(
             name=bridge.name,
             objective_names=tuple(bridge.objective_names),
@@ -279,6 +281,18 @@ class AxScheduler:
             self._save_state(full=True)
             self._progress.close()
             self._facts = None
+
+    def _check_output_dir(self) -> None:
+        """The experiment directory must be creatable and writable before anything runs."""
+        where = self.experiment_dir
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            probe = where / ".aid2e-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"config 'job_output_dir' ({self.config.job_output_dir}): cannot write "
+                              f"{where}: {exc.strerror or exc}") from None
 
     def _ax(self, function: Callable[..., Any], *args: Any) -> None:
         """Apply an outcome to Ax: on the owner thread during a run, inline otherwise."""
@@ -512,7 +526,7 @@ class AxScheduler:
             self._ax(_abandon, index, reason)
             record.status, record.message = "ABANDONED", reason
         else:
-            reason = result.message or f"job ended {result.state.value}"
+            reason = _shorten(result.message or f"job ended {result.state.value}")
             if result.state is JobState.CANCELED:
                 reason = f"job was canceled outside aid2e: {reason}"
             self._ax(_fail, index, reason)
@@ -687,7 +701,8 @@ class AxScheduler:
         """
         source = Path(path)
         document = _read_document(source / f"{STATE_KEY}.json" if source.is_dir() else source, required=True)
-        trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False) if source.is_dir() else None
+        trials_doc = (_read_document(source / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
+                      if source.is_dir() else None)
         saved = (trials_doc or document)["scheduler"]
         if runner is None:
             runner = _rebuild_runner(saved.get("runner"))
@@ -725,10 +740,16 @@ class AxScheduler:
         source = Path(path)
         trials_doc = None
         if source.is_dir():
-            trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False)
+            trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
             source = source / f"{STATE_KEY}.json"
         document = _read_document(source, required=True)
-        bridge = AxBridge.from_snapshot(document["ax"])
+        try:
+            bridge = AxBridge.from_snapshot(document["ax"])
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{source}: the Ax snapshot in it cannot be read "
+                              f"({type(exc).__name__}: {str(exc)[:300]})") from None
         records = document["scheduler"]["trials"]
         if trials_doc is not None and trials_doc["saved_at"] >= document["saved_at"]:
             records = trials_doc["scheduler"]["trials"]
@@ -742,7 +763,7 @@ class AxScheduler:
         self._running = {}
 
 
-def _read_document(source: Path, *, required: bool) -> dict[str, Any] | None:
+def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> dict[str, Any] | None:
     try:
         document = json.loads(source.read_text())
     except FileNotFoundError:
@@ -753,8 +774,17 @@ def _read_document(source: Path, *, required: bool) -> dict[str, Any] | None:
         raise ConfigError(f"experiment file {source} is not valid JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
         raise ConfigError(f"{source} is not an aid2e experiment file (written by save_experiment)")
-    if document.get("version") != STATE_VERSION:
-        raise ConfigError(f"{source} has format version {document.get('version')}; this aid2e reads {STATE_VERSION}")
+    version = document.get("version")
+    if version != STATE_VERSION:
+        newer = isinstance(version, int) and version > STATE_VERSION
+        raise ConfigError(f"{source} has format version {version!r}, "
+                          + (f"newer than this aid2e reads ({STATE_VERSION}): upgrade aid2e" if newer
+                             else f"but this aid2e reads version {STATE_VERSION}"))
+    scheduler = document.get("scheduler")
+    if not isinstance(scheduler, dict) or not isinstance(scheduler.get("trials"), list):
+        raise ConfigError(f"{source} is damaged: it has no 'scheduler' part with a list of 'trials'")
+    if needs_ax and not isinstance(document.get("ax"), dict):
+        raise ConfigError(f"{source} is damaged: it has no 'ax' part (the Ax experiment)")
     return document
 
 
@@ -792,6 +822,24 @@ def _state_document(bridge: Any, trials_document: dict[str, Any]) -> dict[str, A
 
 def _write_snapshot(bridge: Any, store: FileStore, trials_document: dict[str, Any]) -> None:
     store.write_text(STATE_KEY, json.dumps(_state_document(bridge, trials_document)))
+
+
+def _directory_name(experiment: str) -> str:
+    """The experiment's directory name: path separators and NULs become '_', and '.', '..'
+    or an empty name get a '_' prefix, so it always stays inside job_output_dir."""
+    name = re.sub(r"[/\x00]", "_", experiment)
+    return f"_{name}" if name in ("", ".", "..") else name
+
+
+#: Longest failure reason kept (Ax, trials.json, logs): the head and the tail of longer ones.
+MAX_REASON = 4000
+
+
+def _shorten(text: str, limit: int = MAX_REASON) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2 - 20
+    return f"{text[:half]} ... [{len(text) - 2 * half} characters cut] ... {text[-half:]}"
 
 
 def _describe_runner(runner: Any) -> dict[str, Any]:

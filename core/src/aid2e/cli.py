@@ -3,12 +3,13 @@
 Usage::
 
     aid2e plugins list [--all] [--json]
+    aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
     aid2e --version
     aid2e -v plugins list          # DEBUG logging (e.g. why a plugin failed) on stderr
 
 Each subcommand is a small ``_add_<name>(subparsers)`` function that adds its parser and sets
 ``func`` to a ``(args) -> int`` handler; add new ones to ``_SUBCOMMANDS``. This module imports
-neither Ax nor torch: listing plugins must stay fast.
+neither Ax nor torch: listing plugins and showing a campaign's status must stay fast.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
-from .errors import Aid2eError
+from .errors import Aid2eError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,194 @@ def _add_plugins(subparsers: Any, common: argparse.ArgumentParser) -> None:
     lst.set_defaults(func=_cmd_plugins_list)
 
 
+# ---------------------------------------------------------------- status
+#: Widest parameters cell and result cell in the status table (``--json`` has everything).
+PARAMS_WIDTH = 48
+RESULT_WIDTH = 72
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 10: "\\n", 9: "\\t", 13: "\\r"}
+
+
+def _one_line(text: str) -> str:
+    """Text for one table cell: control characters (newlines, escapes) shown escaped."""
+    return str(text).translate(_CONTROL)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return _one_line(value)
+    return _one_line(json.dumps(value) if not isinstance(value, (int, bool)) else str(value))
+
+
+def _format_parameters(parameters: dict[str, Any], width: int = PARAMS_WIDTH) -> str:
+    """``x=0.3, y=0.25``; when too wide, as many as fit and ``... (+N more)``."""
+    parts = [f"{_one_line(k)}={_format_value(v)}" for k, v in parameters.items()]
+    text = ", ".join(parts)
+    if len(text) <= width:
+        return text or "-"
+    shown: list[str] = []
+    for i, part in enumerate(parts):
+        more = f"... (+{len(parts) - i} more)"
+        if len(", ".join([*shown, part, more])) > width:
+            return ", ".join([*shown, f"... (+{len(parts) - len(shown)} more)"]) if shown else \
+                _clip(part, width - len(more) - 2) + ", " + more
+        shown.append(part)
+    return ", ".join(shown)
+
+
+def _format_runtime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _format_result(trial: Any) -> str:
+    if trial.status == "COMPLETED" and trial.metrics:
+        parts = []
+        for name, m in trial.metrics.items():
+            mean = "?" if m.get("mean") is None else f"{m['mean']:.6g}"
+            sem = f" +- {m['sem']:.2g}" if m.get("sem") is not None else ""
+            parts.append(f"{_one_line(name)}={mean}{sem}")
+        return _clip(", ".join(parts), RESULT_WIDTH)
+    if trial.message:
+        first = next((line for line in trial.message.splitlines() if line.strip()), trial.message)
+        return _clip(_one_line(first.strip()), RESULT_WIDTH)
+    if trial.status == "RUNNING" and trial.backend is None:
+        return "(being submitted)"
+    return ""
+
+
+def _job_cell(trial: Any) -> str:
+    if trial.backend is None:
+        return "-"
+    return _clip(_one_line(f"{trial.backend} {trial.native_id or '?'}"), 48)
+
+
+def _summary(state: Any) -> str:
+    counts = state.counts()
+    total = len(state.trials)
+    text = f"{total} trial{'s' if total != 1 else ''}: " + ", ".join(
+        f"{n} {s.lower()}" for s, n in counts.items() if n or s in ("COMPLETED", "FAILED", "RUNNING"))
+    best = state.best()
+    if best:
+        parts = [f"{_one_line(name)}={value:.6g} ({'min' if minimize else 'max'}imize, trial {index})"
+                 for name, (value, index, minimize) in best.items()]
+        label = "best per objective (not one Pareto point)" if state.multi_objective else "best"
+        return f"{text}; {label}: {'; '.join(parts)}"
+    metrics = state.metric_names()
+    if state.objectives is not None:
+        goal = ", ".join(f"{'min' if m else 'max'}imize {_one_line(n)}" for n, m in state.objectives.items())
+        return f"{text}; no completed trial yet ({goal})"
+    if metrics:
+        return f"{text}; metrics: {', '.join(map(_one_line, metrics))} (objective direction not in the saved state)"
+    return text
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    from .state import read_state
+
+    try:
+        state = read_state(args.path)
+    except Aid2eError:
+        raise
+    except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
+        log.debug("reading %s failed", args.path, exc_info=True)
+        raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
+                          f"{_one_line(str(exc))[:200]}") from None
+    now = time.time()
+    if args.json:
+        best = {name: {"mean": value, "trial": index, "minimize": minimize}
+                for name, (value, index, minimize) in state.best().items()}
+        print(json.dumps({
+            "experiment": state.name,
+            "source": str(state.source),
+            "saved_at": state.saved_at,
+            "counts": state.counts(),
+            "objectives": state.objectives,
+            "best": best,
+            "trials": [t.to_json(now) for t in state.trials],
+        }, indent=2))
+        return 0
+    saved = ""
+    if state.saved_at is not None:
+        saved = f", saved {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state.saved_at))}"
+    print(f"experiment {_one_line(state.name or '?')} ({state.source}{saved})")
+    if state.trials:
+        rows = [(str(t.index), t.status, _format_parameters(t.parameters), _job_cell(t),
+                 _format_runtime(t.runtime(now)), _format_result(t)) for t in state.trials]
+        print(format_table(rows, ("Trial", "State", "Parameters", "Job", "Runtime", "Result / reason")))
+    else:
+        print("no trials yet")
+    print(_summary(state))
+    return 0
+
+
+def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    status = subparsers.add_parser(
+        "status", parents=[common], help="a campaign's trials and their results, from its saved state",
+        description="Show every trial of a campaign (index, parameters, state, backend and job id, runtime, "
+                    "metrics or failure reason) from its saved state, without loading Ax. Works while the "
+                    "campaign runs.",
+    )
+    status.add_argument("path", metavar="PATH",
+                        help="the experiment directory <job_output_dir>/<experiment name>/, its "
+                             "experiment.json or trials.json, or a file written by save_experiment")
+    status.add_argument("--json", action="store_true",
+                        help="print every trial in full (all parameters, whole messages) as JSON")
+    status.set_defaults(func=_cmd_status)
+
+
+# ---------------------------------------------------------------- resume
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
+
+    config = {} if args.monitoring_interval is None else {"monitoring_interval": args.monitoring_interval}
+    scheduler = AxScheduler.resume(args.path, config=config)
+    running = sum(r.status == "RUNNING" for r in scheduler.trials.values())
+    print(f"resuming {scheduler.experiment_dir}: {len(scheduler.trials)} trials saved, {running} in flight; "
+          f"{args.max_trials} new")
+    try:
+        best = scheduler.run_optimization(max_trials=args.max_trials)
+    except KeyboardInterrupt:
+        print(f"interrupted; resume again with: aid2e resume {args.path}", file=sys.stderr)
+        return 130
+    counts = {s: sum(r.status == s for r in scheduler.trials.values())
+              for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}
+    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; best: {best}")
+    return 0
+
+
+def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    resume = subparsers.add_parser(
+        "resume", parents=[common], help="continue a script or container campaign from its saved state",
+        description="Rebuild a campaign from its state directory (its runner and objective as saved), follow "
+                    "the trials that were in flight, then launch --max-trials new ones. Function objectives "
+                    "resume from Python: AxScheduler.resume(path).",
+    )
+    resume.add_argument("path", metavar="PATH", help="the experiment directory <job_output_dir>/<experiment name>/")
+    resume.add_argument("--max-trials", type=int, default=0, metavar="K",
+                        help="new trials to launch after the in-flight ones (default 0: only finish those)")
+    resume.add_argument("--monitoring-interval", type=float, default=None, metavar="S",
+                        help="seconds between status checks (default: as saved)")
+    resume.set_defaults(func=_cmd_resume)
+
+
 # ---------------------------------------------------------------- parser and main
 #: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
-_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins]
+_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume]
 
 
 def build_parser() -> argparse.ArgumentParser:

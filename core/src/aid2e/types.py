@@ -215,38 +215,44 @@ def parse_metrics(value: Any) -> dict[str, Measurement]:
     metrics: dict[str, Measurement] = {}
     for name, raw in value.items():
         if not isinstance(name, str):
-            raise ValueError(f"metric names must be strings, got {name!r}")
+            raise ValueError(f"metric names must be strings, got {_brief(name)}")
         try:
             metrics[name] = _measurement(raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"metric {name!r}: {exc}") from None
+            raise ValueError(f"metric {_brief(name)}: {exc}") from None
     return metrics
 
 
 def _measurement(raw: Any) -> Measurement:
     if isinstance(raw, bool):
-        raise TypeError(f"expected a number, got {raw!r}")
+        raise TypeError(f"expected a number, got {_brief(raw)}")
     if isinstance(raw, Mapping):
         if "mean" not in raw:
-            raise ValueError(f'expected {{"mean": m, "sem": s}}, got {dict(raw)!r}')
+            raise ValueError(f'expected {{"mean": m, "sem": s}}, got {_brief(dict(raw))}')
         unknown = set(raw) - {"mean", "sem"}
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)} (only mean and sem)")
         return Measurement(mean=_number(raw["mean"]), sem=_opt_number(raw.get("sem")))
     if isinstance(raw, (tuple, list)):
         if len(raw) != 2:
-            raise ValueError(f"expected (mean, sem), got {raw!r}")
+            raise ValueError(f"expected (mean, sem), got {_brief(raw)}")
         return Measurement(mean=_number(raw[0]), sem=_opt_number(raw[1]))
     return Measurement(mean=_number(raw))
 
 
+def _brief(raw: Any, limit: int = 80) -> str:
+    """``repr(raw)``, cut to ``limit`` characters (a huge value must not become a huge message)."""
+    text = repr(raw)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _number(raw: Any) -> float:
     if isinstance(raw, (bool, str, bytes)) or raw is None:  # float("1.5") would accept text
-        raise TypeError(f"expected a number, got {raw!r}")
+        raise TypeError(f"expected a number, got {_brief(raw)}")
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise TypeError(f"expected a number, got {raw!r}") from None
+        raise TypeError(f"expected a number, got {_brief(raw)}") from None
     if not math.isfinite(value):
         raise ValueError(f"value is {value} (not a finite number)")
     return value

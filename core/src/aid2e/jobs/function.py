@@ -20,6 +20,9 @@ from .. import atomic
 from ..errors import ConfigError
 from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
 
+#: Characters of an exception's text kept in a trial's failure reason.
+MAX_EXCEPTION_TEXT = 1000
+
 
 def call_style_for(function: Callable[..., Any], parameter_names: Iterable[str]) -> str:
     """``"dict"`` or ``"kwargs"``, by the rule in this module's docstring."""
@@ -56,9 +59,12 @@ def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResu
         else:
             value = job.function(**parameters)
     except Exception as exc:
-        tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+        text = str(exc)
+        if len(text) > MAX_EXCEPTION_TEXT:
+            text = f"{text[:MAX_EXCEPTION_TEXT]}... ({len(text)} characters)"
+        frames = "".join(traceback.format_tb(exc.__traceback__)[-2:]).strip()
         return JobResult(state=JobState.FAILED,
-                         message=f"objective raised {type(exc).__name__}: {exc}\n{tail}")
+                         message=f"objective raised {type(exc).__name__}: {text}\n{frames}")
     infeasible = infeasible_reason(value)
     if infeasible is not None:
         return JobResult(state=JobState.COMPLETED, infeasible=infeasible)
