@@ -135,3 +135,64 @@ def test_cli_status_and_resume_after_a_kill(tmp_path):
     final = subprocess.run([*aid2e_cli, "status", str(state_dir), "--json"], capture_output=True, text=True, env=env)
     assert final.returncode == 0
     assert final.stdout.count('"COMPLETED"') >= TOTAL
+
+
+LEFT_BEHIND = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+from aid2e import AxScheduler, JobLibRunner
+from ax import Client, RangeParameterConfig
+from aid2e.testing.experiments import sobol_generation_strategy
+
+def slow(x):
+    time.sleep(60)
+    return {"objective": x}
+
+client = Client()
+client.configure_experiment(name="left", parameters=[RangeParameterConfig(name="x", parameter_type="float",
+                                                                          bounds=(0.0, 1.0))])
+client.configure_optimization(objective="-objective")
+client.set_generation_strategy(sobol_generation_strategy())
+scheduler = AxScheduler(client, JobLibRunner(n_jobs=3), {"job_output_dir": sys.argv[1]})
+scheduler.set_objective_function(slow)
+print("running", flush=True)
+scheduler.run_optimization(max_trials=3)
+"""
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Processes whose environment carries ``tag`` (the controller and all it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if tag.encode() in (entry / "environ").read_bytes():
+                    stat = (entry / "stat").read_text()
+                    if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_nothing_of_a_killed_controller_stays_behind(tmp_path):
+    """Worker pools exit with their controller: after a SIGKILL only jobs may remain, and a
+    function objective has none (its work dies with its worker)."""
+    tag = f"AID2E_LEFT_BEHIND_{os.getpid()}_{time.time_ns()}"
+    script = tmp_path / "controller.py"
+    script.write_text(LEFT_BEHIND)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "jobs")], env={**os.environ, tag: "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "running"
+    deadline = time.time() + 30
+    while len(tagged_processes(tag)) < 4 and time.time() < deadline:  # controller + 3 loky workers
+        time.sleep(0.1)
+    before = tagged_processes(tag)
+    assert len(before) >= 4, f"expected the controller and its workers, found {before}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.time() + 10
+    while tagged_processes(tag) and time.time() < deadline:
+        time.sleep(0.1)
+    assert tagged_processes(tag) == [], f"left behind: {tagged_processes(tag)} (before the kill: {before})"

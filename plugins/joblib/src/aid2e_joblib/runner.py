@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -73,12 +74,30 @@ def _shutdown(executor: Any, backend: str, *, wait: bool = False) -> None:
         executor.shutdown(wait=wait and backend != "threading", cancel_futures=True)
 
 
-def _set_worker_env(env: dict[str, str]) -> None:
-    """Process-worker initializer: the runner's job environment (TMPDIR re-read by tempfile)."""
+def _init_worker(env: dict[str, str], controller: int) -> None:
+    """Process-worker initializer: die with the controller, and the runner's job environment
+    (TMPDIR re-read by tempfile). Function jobs cannot outlive their controller anyway; a worker
+    left behind by a SIGKILLed controller would only hold memory and a core."""
     import tempfile
+
+    _die_with_parent(controller)
 
     os.environ.update(env)
     tempfile.tempdir = None
+
+
+def _die_with_parent(controller: int) -> None:
+    """Ask Linux to SIGKILL this process when the controller (its parent) dies
+    (prctl PR_SET_PDEATHSIG); exit at once if it died while this worker was starting."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != controller:
+        os._exit(1)
 
 
 def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLibConfig:
@@ -276,13 +295,14 @@ class JobLibRunner(Backend):
             # resized (and waited on) by every other runner of another size.
             from joblib.externals.loky import ProcessPoolExecutor as LokyPool
 
-            return LokyPool(max_workers=self._capacity, env=self._job_env() or None)
+            return LokyPool(max_workers=self._capacity, env=self._job_env() or None,
+                            initializer=_init_worker, initargs=({}, os.getpid()))
         if self.backend == "threading":
             return concurrent.futures.ThreadPoolExecutor(
                 max_workers=self._capacity, thread_name_prefix="aid2e-joblib"
             )
         return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._capacity, initializer=_set_worker_env, initargs=(self._job_env(),)
+            max_workers=self._capacity, initializer=_init_worker, initargs=(self._job_env(), os.getpid())
         )
 
     def _job_env(self) -> dict[str, str]:
