@@ -196,3 +196,28 @@ def test_nothing_of_a_killed_controller_stays_behind(tmp_path):
     while tagged_processes(tag) and time.time() < deadline:
         time.sleep(0.1)
     assert tagged_processes(tag) == [], f"left behind: {tagged_processes(tag)} (before the kill: {before})"
+
+
+def test_resume_restores_an_importable_function_and_names_a_lost_one(make_ax_client, threads, config):
+    from aid2e.testing.conformance import objective_dict_style  # importable by module path
+
+    first = aid2e.AxScheduler(make_ax_client("resume_fn"), threads, config)
+    first.set_objective_function(objective_dict_style)
+    first.run_optimization(max_trials=2)
+    again = aid2e.AxScheduler.resume(str(first.experiment_dir))
+    again.run_optimization(max_trials=2)
+    df = again.experiment.lookup_data().df
+    assert len(df) == 4
+    for _, row in df.iterrows():
+        p = again.experiment.trials[int(row.trial_index)].arm.parameters
+        assert row["mean"] == p["x"] - p["y"]
+
+    lost = aid2e.AxScheduler(make_ax_client("resume_lambda"), threads, config)
+    lost.set_objective_function(lambda x, y: {"objective": x})
+    lost.run_optimization(max_trials=1)
+    restored = aid2e.AxScheduler.resume(str(lost.experiment_dir), threads)
+    with pytest.raises(aid2e.ConfigError, match=r"saved objective cannot be restored .* set_objective_function"):
+        restored.run_optimization(max_trials=1)
+    restored.set_objective_function(lambda x, y: {"objective": x})
+    restored.run_optimization(max_trials=1)
+    assert len(restored.experiment.trials) == 2

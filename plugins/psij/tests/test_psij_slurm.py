@@ -250,3 +250,30 @@ def test_restarted_controller_follows_the_same_slurm_jobs(slurm_cluster, tmp_pat
     assert [t.status.name for t in second.experiment.trials.values()] == ["COMPLETED"] * 3
     assert {i: r.handle.native_id for i, r in second.trials.items()} == job_ids  # no resubmission
     assert observed(second) == {0: 0.25, 1: 0.25, 2: 0.25}
+
+
+def test_job_canceled_outside_aid2e_fails_with_the_reason(slurm_cluster, tmp_path):
+    """An administrator's (or user's) scancel ends the trial as FAILED, saying it was canceled."""
+    script = tmp_path / "slow.sh"
+    script.write_text("sleep 300\n")
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00", config={"status_grace": 5})
+    original_wait = runner.wait
+    canceled = []
+
+    def wait(handles, timeout):
+        running = [h for h in handles if (Path(h.workdir) / "aid2e_status.json").exists()]
+        if running and not canceled:
+            canceled.append(running[0].native_id)
+            subprocess.run(["scancel", running[0].native_id], check=True)
+        return original_wait(handles, min(timeout, 0.5))
+
+    runner.wait = wait
+    scheduler = aid2e.AxScheduler(ax_client("scancel"), runner,
+                                  {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1,
+                                   "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=1)
+    trial = scheduler.experiment.trials[0]
+    assert canceled == [scheduler.trials[0].handle.native_id]
+    assert trial.status.name == "FAILED"
+    assert "canceled outside aid2e" in trial.status_reason, trial.status_reason
