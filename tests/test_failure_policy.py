@@ -111,3 +111,21 @@ def test_infeasible_from_a_function(make_ax_client, threads, config):
 def test_bad_policy_config(make_ax_client, threads, config, config_update, message):
     with pytest.raises(aid2e.ConfigError, match=message):
         aid2e.AxScheduler(make_ax_client(), threads, {**config, **config_update})
+
+
+def test_state_and_trial_directories_are_not_writable_by_others(make_ax_client, threads, config, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0)  # the most permissive umask a user could have
+    try:
+        body = "import json, os; json.dump({'objective': 1.0}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n"
+        scheduler = aid2e.AxScheduler(make_ax_client("private"), threads, config)
+        scheduler.set_script_objective(str(script(tmp_path, body)))
+        scheduler.run_optimization(max_trials=2)
+    finally:
+        os.umask(old)
+    for path in [scheduler.experiment_dir, scheduler.trial_dir(0), scheduler.trial_dir(1)]:
+        assert not stat.S_IMODE(path.stat().st_mode) & 0o022, f"{path} is writable by others"
+    for state_file in ("trials.json", "experiment.json"):
+        assert not stat.S_IMODE((scheduler.experiment_dir / state_file).stat().st_mode) & 0o022

@@ -12,6 +12,17 @@ from pathlib import Path
 from typing import Any
 
 
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) and make sure others cannot write into it, whatever the
+    umask: state and trial directories must not be world- or group-writable."""
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    mode = directory.stat().st_mode
+    if mode & 0o022:
+        os.chmod(directory, mode & ~0o022 & 0o7777)
+    return directory
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a torn one."""
     target = Path(path)

@@ -286,7 +286,7 @@ class AxScheduler:
         """The experiment directory must be creatable and writable before anything runs."""
         where = self.experiment_dir
         try:
-            where.mkdir(parents=True, exist_ok=True)
+            atomic.private_dir(where)
             probe = where / ".aid2e-write-test"
             probe.write_bytes(b"")
             probe.unlink()
@@ -433,7 +433,7 @@ class AxScheduler:
         record.started_at = time.time()
         try:
             request = self._request(index, job)
-            Path(request.workdir).mkdir(parents=True, exist_ok=True)
+            atomic.private_dir(request.workdir)
             handle = self.runner.submit(request)
             if request.labels:
                 handle = attrs.evolve(handle, extra={**handle.extra, **request.labels})

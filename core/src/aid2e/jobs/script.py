@@ -60,7 +60,7 @@ def prepare_workdir(request: JobRequest) -> Path:
     if not isinstance(request.job, ScriptJob):
         raise TypeError(f"prepare_workdir needs a script job, got {request.job.kind!r}")
     workdir = Path(request.workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    atomic.private_dir(workdir)
     for stale in (RESULT_FILE, STATUS_FILE, STDOUT_FILE, STDERR_FILE):  # a rerun starts clean
         (workdir / stale).unlink(missing_ok=True)
     params_path = workdir / PARAMS_FILE
