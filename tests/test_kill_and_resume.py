@@ -51,7 +51,8 @@ def check_campaign(state_dir: Path, runs_log: Path) -> None:
     scheduler = aid2e.AxScheduler.resume(str(state_dir))  # the runner rebuilt from the state
     experiment = scheduler.experiment
     assert len(experiment.trials) == TOTAL
-    assert [t.status.name for t in experiment.trials.values()] == ["COMPLETED"] * TOTAL
+    assert [t.status.name for t in experiment.trials.values()] == ["COMPLETED"] * TOTAL, [
+        (i, t.status_reason) for i, t in experiment.trials.items() if t.status.name != "COMPLETED"]
     df = experiment.lookup_data().df
     assert sorted(df["trial_index"]) == list(range(TOTAL))  # one value per trial, none counted twice
     for _, row in df.iterrows():

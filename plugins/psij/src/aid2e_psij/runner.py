@@ -43,6 +43,10 @@ CANCEL_MARKER = "aid2e_canceled.json"
 PRE_LAUNCH_FILE = "aid2e_pre_launch.sh"
 #: Seconds a job may be gone from the queue before its status file must be visible (NFS caches).
 STATUS_GRACE = 30.0
+#: A submission this recent (s) may still be in flight in an orphaned sbatch ...
+ADOPT_RECENT = 120.0
+#: ... so adopt() looks for its job this long (s) before resubmitting.
+ADOPT_PATIENCE = 10.0
 #: Seconds between looks at the trial directories while waiting.
 WAIT_STEP = 0.2
 #: Keys of ``sbatch_options`` that PSI/J has fields for.
@@ -259,21 +263,36 @@ class PsijRunner(Backend):
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A batch job submitted for ``request`` by a controller that died before saving its
-        handle: found by its job name in the queue (Slurm keeps ended jobs there for MinJobAge)."""
+        handle: found by its job name in the queue (Slurm keeps ended jobs there for MinJobAge).
+
+        An ``sbatch`` started by a controller that was then killed still completes on its own,
+        a moment later: while the trial's submission is recent, keep looking for a few seconds
+        before concluding that nothing was submitted.
+        """
         workdir = Path(request.workdir)
-        if self.executor_name != "slurm" or not (workdir / script_kind.COMMAND_FILE).exists():
+        command_file = workdir / script_kind.COMMAND_FILE
+        if self.executor_name != "slurm" or not command_file.exists():
             return None
         name = _job_name(self._job_name_for(request))
-        try:
-            out = subprocess.run(["squeue", "--me", "-h", "-t", "all", "--name", name, "-o", "%i"],
-                                 capture_output=True, text=True, timeout=60, check=True).stdout.split()
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("cannot look for trial %d's job in the queue: %s", request.trial_index, exc)
-            return None
-        if not out:
-            return None
-        return JobHandle(backend=self.name, native_id=out[-1], workdir=str(workdir), submitted_at=time.time(),
-                         extra={"kind": "script", "executor": self.executor_name, "adopted": True})
+        recent = time.time() - command_file.stat().st_mtime < ADOPT_RECENT
+        deadline = time.monotonic() + (ADOPT_PATIENCE if recent else 0.0)
+        while True:
+            try:
+                listed = subprocess.run(["squeue", "--me", "-h", "-t", "all", "--name", name, "-o", "%i|%Z"],
+                                        capture_output=True, text=True, timeout=60, check=True).stdout
+                # the name may be reused by another campaign: the job must run in this trial directory
+                found = [line.split("|", 1)[0] for line in listed.splitlines()
+                         if line.partition("|")[2].rstrip("/") == str(workdir).rstrip("/")]
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.warning("cannot look for trial %d's job in the queue: %s", request.trial_index, exc)
+                return None
+            if found:
+                return JobHandle(backend=self.name, native_id=found[-1], workdir=str(workdir),
+                                 submitted_at=time.time(),
+                                 extra={"kind": "script", "executor": self.executor_name, "adopted": True})
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.5)
 
     def _job_name_for(self, request: JobRequest) -> str:
         return self.config.sbatch_options.get("job-name") or f"aid2e-{request.experiment}-{request.trial_index}"
