@@ -299,3 +299,25 @@ def test_run_function_job_bad_return(value) -> None:
     result = run_function_job(FunctionJob(function=lambda **_: value), {"x": 1})
     assert result.state is JobState.FAILED and not result.metrics
     assert "bad objective result" in result.message
+
+
+def test_launcher_runs_on_cancel_after_forwarding_the_signal(tmp_path):
+    """A canceled job's on-cancel argv runs (no shell) once the signal reached the program."""
+    import signal
+    import time
+
+    from aid2e.jobs.script import launcher_argv, prepare_workdir
+    from aid2e.types import JobRequest, ScriptJob
+
+    marker = tmp_path / "cleaned up"
+    job = ScriptJob(argv=[sys.executable, "-c", "import time; time.sleep(60)"],
+                    on_cancel=[sys.executable, "-c", f"open({str(marker)!r}, 'w').write('yes')"])
+    workdir = prepare_workdir(JobRequest(experiment="e", trial_index=0, parameters={}, job=job,
+                                         workdir=str(tmp_path / "trial_0")))
+    proc = subprocess.Popen(launcher_argv(workdir), start_new_session=True)
+    deadline = time.time() + 20
+    while not (workdir / "aid2e_status.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert marker.read_text() == "yes"

@@ -82,6 +82,9 @@ class ScriptJob:
     kind: ClassVar[str] = "script"
     argv: tuple[str, ...] = field(converter=tuple)
     env: dict[str, str] = field(factory=dict)
+    #: Run (argv, no shell) when the job is canceled, after the signal reached the program: for
+    #: what the signal cannot stop, e.g. a container that a daemon keeps running.
+    on_cancel: tuple[str, ...] = field(default=(), converter=tuple)
 
 
 #: Any job spec: a class with a ``kind`` class variable, registered through ``aid2e_job_kinds``.

@@ -192,3 +192,33 @@ def test_adapted_job_is_a_plain_script_job(engine, test_image, tmp_path) -> None
     assert argv[argv.index("true") - 1] == adapted.labels["container_image_id"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_canceled_trial_leaves_no_container_running(engine, test_image, tmp_path) -> None:
+    """busybox sh as PID 1 ignores SIGTERM, so killing the engine's CLI alone would leave the
+    container running in the daemon: the job's on-cancel command removes it."""
+    import time
+
+    request = JobRequest(experiment="cancel", trial_index=0, parameters={"x": 1.0},
+                         job=ContainerJob(image=test_image, command=["sh", "-c", "sleep 300"], engine=engine),
+                         workdir=str(tmp_path / "trial_0"))
+    runner = JobLibRunner(n_jobs=1)
+    try:
+        adapted = adapt(request, runner)
+        name = adapted.labels["container_name"]
+        handle = runner.submit(adapted)
+        listed = ""
+        deadline = time.time() + 30
+        while name not in listed and time.time() < deadline:
+            listed = subprocess.run([engine, "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+            time.sleep(0.2)
+        assert name in listed, "the container never started"
+        runner.cancel(handle)
+        deadline = time.time() + 30
+        while not runner.poll([handle])[handle.native_id].is_final and time.time() < deadline:
+            runner.wait([handle], 1.0)
+        still = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+        assert name not in still.split(), f"container {name} still exists after cancel"
+    finally:
+        runner.close()

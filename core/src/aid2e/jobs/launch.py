@@ -2,7 +2,8 @@
 
 Stdlib only, so it starts fast and runs wherever the job runs (a batch node too). It reads
 ``aid2e_command.json``, runs the argv with the trial directory as working directory (no shell),
-sends stdout/stderr to files, forwards SIGTERM/SIGINT/SIGHUP to the child and writes
+sends stdout/stderr to files, forwards SIGTERM/SIGINT/SIGHUP to the child (then runs the job's
+``on_cancel`` argv, if any) and writes
 ``aid2e_status.json`` atomically: first ``{"pid", "started_at"}``, at the end also
 ``{"exit_code" | "signal", "ended_at"}``. Its own exit code mirrors the child's.
 """
@@ -21,6 +22,8 @@ from aid2e.atomic import write_json
 
 COMMAND_FILE = "aid2e_command.json"
 STATUS_FILE = "aid2e_status.json"
+#: Seconds the on-cancel command may take (backends send SIGKILL a few seconds after SIGTERM).
+CANCEL_TIMEOUT = 10
 
 
 def main(argv: list[str]) -> int:
@@ -43,11 +46,19 @@ def main(argv: list[str]) -> int:
         status["child_pid"] = child.pid
         write_json(workdir / STATUS_FILE, status)
 
+        on_cancel = command.get("on_cancel") or []
+
         def forward(signum: int, _frame: object) -> None:
             try:
                 child.send_signal(signum)
             except ProcessLookupError:
                 pass
+            if on_cancel:  # e.g. remove a container its engine would keep running
+                try:
+                    subprocess.run(on_cancel, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=err,
+                                   stderr=err, timeout=CANCEL_TIMEOUT)
+                except (OSError, subprocess.SubprocessError) as exc:
+                    err.write(f"aid2e: on-cancel command failed: {exc}\n".encode())
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, forward)

@@ -73,7 +73,8 @@ def prepare_workdir(request: JobRequest) -> Path:
         "AID2E_EXPERIMENT": request.experiment,
         **request.job.env,
     }
-    atomic.write_json(workdir / COMMAND_FILE, {"argv": list(request.job.argv), "env": env})
+    atomic.write_json(workdir / COMMAND_FILE, {"argv": list(request.job.argv), "env": env,
+                                               "on_cancel": list(request.job.on_cancel)})
     return workdir
 
 

@@ -92,6 +92,9 @@ def adapt(request: JobRequest, runner: Any) -> JobRequest:
         labels["container_name"] = name
         argv = oci_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env, name=name,
                         labels={"aid2e.experiment": request.experiment, "aid2e.trial": str(request.trial_index)})
+        # a container whose PID 1 ignores SIGTERM outlives its CLI: remove it when canceled
+        on_cancel = [*engine.base_argv(), "kill", name]
     else:
         argv = apptainer_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env)
-    return attrs.evolve(request, job=ScriptJob(argv=argv), labels={**request.labels, **labels})
+        on_cancel = []
+    return attrs.evolve(request, job=ScriptJob(argv=argv, on_cancel=on_cancel), labels={**request.labels, **labels})
