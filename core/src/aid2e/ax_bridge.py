@@ -187,8 +187,6 @@ class AxBridge:
             if self.attach_trial(parameters) != index:
                 raise ConfigError(f"could not restore trial {index} into the Ax experiment")
         current = trials[index].status.name
-        if current == status == "COMPLETED" and metrics:
-            self._restore_exact_data(index, metrics)
         if current == status or current != "RUNNING":
             return
         if status == "COMPLETED":
@@ -198,19 +196,24 @@ class AxBridge:
         elif status == "ABANDONED":
             self.abandon(index, message)
 
-    def _restore_exact_data(self, index: int, metrics: Mapping[str, Measurement]) -> None:
+    def restore_exact_data(self, exact: Mapping[int, Mapping[str, Measurement]]) -> None:
         """Ax's JSON snapshot keeps 10 significant decimals (pandas ``to_json``); put back the
-        exact values aid2e recorded for trial ``index``."""
+        exact values aid2e recorded, ``{trial index: {metric: Measurement}}``, in one update."""
         from ax.core.data import Data
 
-        df = self.experiment.lookup_data(trial_indices=[index]).df.copy()
-        if df.empty:
+        df = self.experiment.lookup_data().df
+        if df.empty or not exact:
             return
-        for row, name in zip(df.index, df["metric_name"], strict=True):
-            if name in metrics:
-                df.loc[row, "mean"] = metrics[name].mean
-                df.loc[row, "sem"] = float("nan") if metrics[name].sem is None else metrics[name].sem
-        self.experiment.attach_data(Data(df=df))
+        df = df.copy()
+        changed = False
+        for row, index, name in zip(df.index, df["trial_index"], df["metric_name"], strict=True):
+            value = exact.get(int(index), {}).get(name)
+            if value is not None:
+                df.loc[row, "mean"] = value.mean
+                df.loc[row, "sem"] = float("nan") if value.sem is None else value.sem
+                changed = True
+        if changed:
+            self.experiment.attach_data(Data(df=df))
 
     def parameters_of(self, index: int) -> dict[str, Any]:
         return dict(self.experiment.trials[index].arm.parameters)

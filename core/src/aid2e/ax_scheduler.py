@@ -758,6 +758,7 @@ class AxScheduler:
             record = _record_from_json(data)
             bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
             self.trials[record.index] = record
+        bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
         self._bridge = bridge
         self._facts = None
         self._running = {}
