@@ -4,6 +4,9 @@
     python bench/parallel_trials.py --baseline      # also Ax's own loop (Client.run_trials) on the same work
     python bench/parallel_trials.py --script        # trials as script jobs (one process each)
 
+A quick single comparison; the full suite (side by side with Ax's loop and a hand-tuned Ax
+Orchestrator, BoTorch, overhead, start-up, Slurm, state) is ``python bench/run.py``.
+
 Prints wall time from run_optimization's call to its return, including starting the workers.
 Generation is quasi-random (Sobol) so the figure measures scheduling, not model fitting.
 """
