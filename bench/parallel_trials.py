@@ -70,31 +70,14 @@ def run_ax_baseline(args: argparse.Namespace) -> float:
     """Ax's own loop: Client.run_trials with an IRunner/IMetric pair running the same sleeps in threads."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ax.api.protocols.metric import IMetric
-    from ax.api.protocols.runner import IRunner, TrialStatus
+    from side_by_side import ax_runner_and_metric
 
-    pool = ThreadPoolExecutor(max_workers=args.jobs)
-    futures: dict[int, object] = {}
     seconds = args.seconds
-
-    class SleepRunner(IRunner):
-        def run_trial(self, trial_index, parameterization):
-            futures[trial_index] = pool.submit(sleeper, parameterization["x"], seconds)
-            return {}
-
-        def poll_trial(self, trial_index, trial_metadata):
-            return TrialStatus.COMPLETED if futures[trial_index].done() else TrialStatus.RUNNING
-
-        def stop_trial(self, trial_index, trial_metadata):
-            return {}
-
-    class SleepMetric(IMetric):
-        def fetch(self, trial_index, trial_metadata):
-            return 0, futures[trial_index].result()["objective"]
-
+    runner, metric = ax_runner_and_metric(ThreadPoolExecutor(max_workers=args.jobs),
+                                          lambda x: sleeper(x, seconds))
     client = make_client("bench_ax")
-    client.configure_runner(SleepRunner())
-    client.configure_metrics([SleepMetric(name="objective")])
+    client.configure_runner(runner)
+    client.configure_metrics([metric])
     started = time.perf_counter()
     client.run_trials(max_trials=args.trials, parallelism=args.jobs)
     return time.perf_counter() - started

@@ -57,7 +57,8 @@ def run_aid2e(args: argparse.Namespace, workdir: Path, log_path: str) -> dict[st
     }
 
 
-def _ax_runner_and_metric(pool: ThreadPoolExecutor, objective: Any) -> tuple[Any, Any]:
+def ax_runner_and_metric(pool: ThreadPoolExecutor, objective: Any) -> tuple[Any, Any]:
+    """An IRunner/IMetric pair for Ax's own loops that runs ``objective(x)`` on ``pool``."""
     from ax.api.protocols.metric import IMetric
     from ax.api.protocols.runner import IRunner, TrialStatus
 
@@ -88,7 +89,7 @@ def run_ax(args: argparse.Namespace, log_path: str) -> dict[str, Any]:
     timer = benchlib.GenTimer().install(bridge=False)
     client = benchlib.make_client(f"bench_{args.system}", args.strategy)
     pool = ThreadPoolExecutor(max_workers=args.jobs)
-    runner, metric = _ax_runner_and_metric(pool, benchlib.timed_sleeper(log_path, args.seconds))
+    runner, metric = ax_runner_and_metric(pool, benchlib.timed_sleeper(log_path, args.seconds))
     client.configure_runner(runner)
     client.configure_metrics([metric])
     if args.system == "client":
