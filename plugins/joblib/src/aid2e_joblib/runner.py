@@ -65,11 +65,11 @@ class JobLibConfig:
     container_engine: str | None = None
 
 
-def _shutdown(executor: Any, backend: str, *, wait: bool = False) -> None:
-    """Stop a pool; loky's kills its workers, the stdlib ones cancel queued work. Waiting
-    (for the killed workers to be reaped) lets loky release its semaphores cleanly."""
+def _shutdown(executor: Any, backend: str, *, wait: bool = False, kill: bool = True) -> None:
+    """Stop a pool; loky's kills its workers when ``kill`` (else they finish and exit, which lets
+    loky release its semaphores without a warning), the stdlib ones cancel queued work."""
     if backend == "loky":
-        executor.shutdown(wait=wait, kill_workers=True)
+        executor.shutdown(wait=wait, kill_workers=kill)
     else:
         executor.shutdown(wait=wait and backend != "threading", cancel_futures=True)
 
@@ -346,7 +346,7 @@ class JobLibRunner(Backend):
             if unfinished and self.backend == "multiprocessing":
                 for process in list(getattr(executor, "_processes", {}).values()):
                     process.terminate()
-            _shutdown(executor, self.backend, wait=True)
+            _shutdown(executor, self.backend, wait=True, kill=unfinished)
         except Exception:  # noqa: BLE001 - close must not fail
             log.debug("closing the joblib executor failed", exc_info=True)
         with self._cond:
