@@ -258,13 +258,7 @@ class AxScheduler:
 
         bridge = self._bridge_or_error()
         self._check_output_dir()
-        self._facts = _ExperimentFacts(
-            name=bridge.name,
-            objective_names=tuple(bridge.objective_names),
-            metric_names=frozenset(bridge.metric_names),
-            minimize={m: bridge.minimize(m) for m in bridge.objective_names}
-            if not bridge.is_multi_objective else {},
-        )
+        self._facts = _ExperimentFacts.of(bridge)
         self._progress = self._make_progress(total)
         self._owner = AxOwner(bridge)
         self._owner.start()
@@ -551,9 +545,7 @@ class AxScheduler:
 
     def _facts_now(self) -> _ExperimentFacts:
         if self._facts is None:
-            bridge = self._bridge_or_error()
-            return _ExperimentFacts(name=bridge.name, objective_names=tuple(bridge.objective_names),
-                                    metric_names=frozenset(bridge.metric_names), minimize={})
+            return _ExperimentFacts.of(self._bridge_or_error())
         return self._facts
 
     def _resume_running(self) -> None:
@@ -699,18 +691,15 @@ class AxScheduler:
         module path (otherwise call ``set_objective_function`` again: the error says so). The
         next ``run_optimization`` first follows the trials that were in flight.
         """
-        source = Path(path)
-        document = _read_document(source / f"{STATE_KEY}.json" if source.is_dir() else source, required=True)
-        trials_doc = (_read_document(source / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
-                      if source.is_dir() else None)
-        saved = (trials_doc or document)["scheduler"]
+        state = _read_state(Path(path))
+        saved = state.scheduler
         if runner is None:
             runner = _rebuild_runner(saved.get("runner"))
         known = {f.name for f in attrs.fields(SchedulerConfig)}
         merged = {k: v for k, v in saved.get("config", {}).items() if k in known}
         merged.update(config or {})
         scheduler = cls(None, runner, merged)
-        scheduler.load_experiment(str(path))
+        scheduler._apply_state(state)
         scheduler._restore_objective(saved.get("objective"))
         return scheduler
 
@@ -735,26 +724,21 @@ class AxScheduler:
         directory ``<job_output_dir>/<name>/``). Replaces this scheduler's experiment and trial
         records; trials saved as RUNNING are followed again through their job handles by the
         next run."""
+        self._apply_state(_read_state(Path(path)))
+
+    def _apply_state(self, state: _SavedState) -> None:
+        """Rebuild the Ax experiment from ``state`` and bring it up to its trial records."""
         from .ax_bridge import AxBridge
 
-        source = Path(path)
-        trials_doc = None
-        if source.is_dir():
-            trials_doc = _read_document(source / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
-            source = source / f"{STATE_KEY}.json"
-        document = _read_document(source, required=True)
         try:
-            bridge = AxBridge.from_snapshot(document["ax"])
+            bridge = AxBridge.from_snapshot(state.ax)
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(f"{source}: the Ax snapshot in it cannot be read "
+            raise ConfigError(f"{state.source}: the Ax snapshot in it cannot be read "
                               f"({type(exc).__name__}: {str(exc)[:300]})") from None
-        records = document["scheduler"]["trials"]
-        if trials_doc is not None and trials_doc["saved_at"] >= document["saved_at"]:
-            records = trials_doc["scheduler"]["trials"]
         self.trials = {}
-        for data in sorted(records, key=lambda d: d["index"]):
+        for data in sorted(state.scheduler["trials"], key=lambda d: d["index"]):
             record = _record_from_json(data)
             bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
             self.trials[record.index] = record
@@ -762,6 +746,29 @@ class AxScheduler:
         self._bridge = bridge
         self._facts = None
         self._running = {}
+
+
+@define(frozen=True)
+class _SavedState:
+    """What a state directory or saved file holds: the Ax snapshot, and the newest trial records
+    (``trials.json`` when it was saved after ``experiment.json``)."""
+
+    source: Path
+    ax: dict[str, Any]
+    scheduler: dict[str, Any]
+
+
+def _read_state(path: Path) -> _SavedState:
+    """Read a save_experiment file or a run directory once."""
+    if not path.is_dir():
+        document = _read_document(path, required=True)
+        return _SavedState(source=path, ax=document["ax"], scheduler=document["scheduler"])
+    trials_doc = _read_document(path / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
+    source = path / f"{STATE_KEY}.json"
+    document = _read_document(source, required=True)
+    newer = trials_doc is not None and trials_doc["saved_at"] >= document["saved_at"]
+    return _SavedState(source=source, ax=document["ax"],
+                       scheduler=trials_doc["scheduler"] if newer else document["scheduler"])
 
 
 def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> dict[str, Any] | None:
@@ -797,6 +804,15 @@ class _ExperimentFacts:
     objective_names: tuple[str, ...]
     metric_names: frozenset[str]
     minimize: dict[str, bool]  # empty for several objectives
+
+    @classmethod
+    def of(cls, bridge: Any) -> _ExperimentFacts:
+        return cls(
+            name=bridge.name,
+            objective_names=tuple(bridge.objective_names),
+            metric_names=frozenset(bridge.metric_names),
+            minimize={} if bridge.is_multi_objective else {m: bridge.minimize(m) for m in bridge.objective_names},
+        )
 
 
 def _complete(bridge: Any, index: int, metrics: Mapping[str, Measurement]) -> None:
