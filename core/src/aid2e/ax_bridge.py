@@ -230,6 +230,10 @@ class AxBridge:
     def abandon(self, index: int, reason: str) -> None:
         self.experiment.trials[index].mark_abandoned(reason=reason)
 
+    def unfinished_trials(self) -> list[int]:
+        """Indexes of trials that are neither completed, failed nor abandoned."""
+        return [i for i, t in self.experiment.trials.items() if not t.status.is_terminal]
+
     def trial_status(self, index: int) -> str:
         return self.experiment.trials[index].status.name
 

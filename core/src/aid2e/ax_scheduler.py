@@ -670,15 +670,17 @@ class AxScheduler:
         if self._bridge is None:
             return
         store = FileStore(self.experiment_dir)
+        captured_at = time.time()  # both files carry the time their trial records were taken
+        document = self._trials_document()
         store.write_text(TRIALS_KEY, json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION,
-                                                 "saved_at": time.time(), "scheduler": self._trials_document()}))
+                                                 "saved_at": captured_at, "scheduler": document}))
         now = time.monotonic()
         if full or now - self._last_snapshot >= self.config.snapshot_interval:
             self._last_snapshot = now
             if self._owner is not None:  # Ax is busy on its thread: it writes the snapshot there
-                self._owner.report(_write_snapshot, store, self._trials_document())
+                self._owner.report(_write_snapshot, store, document, captured_at)
             else:
-                _write_snapshot(self._bridge, store, self._trials_document())
+                _write_snapshot(self._bridge, store, document, captured_at)
 
     @classmethod
     def resume(cls, path: str, runner: Backend | None = None,
@@ -743,6 +745,11 @@ class AxScheduler:
             bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
             self.trials[record.index] = record
         bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
+        # Trials Ax generated after the last record was saved never ran (records are saved before
+        # submission): abandon them so they do not stay pending in Ax for ever.
+        for index in bridge.unfinished_trials():
+            if index not in self.trials:
+                bridge.abandon(index, "generated but never launched: the controller stopped first")
         self._bridge = bridge
         self._facts = None
         self._running = {}
@@ -827,18 +834,21 @@ def _abandon(bridge: Any, index: int, reason: str) -> None:
     bridge.abandon(index, reason)
 
 
-def _state_document(bridge: Any, trials_document: dict[str, Any]) -> dict[str, Any]:
+def _state_document(bridge: Any, trials_document: dict[str, Any], captured_at: float | None = None) -> dict[str, Any]:
+    """The one-file state: Ax's snapshot and the trial records. ``saved_at`` is when the trial
+    records were taken (``captured_at``), not when the file was written: the Ax thread writes
+    snapshots later, and ``trials.json`` written in between must still count as newer."""
     return {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
-        "saved_at": time.time(),
+        "saved_at": time.time() if captured_at is None else captured_at,
         "scheduler": trials_document,
         "ax": bridge.snapshot(),
     }
 
 
-def _write_snapshot(bridge: Any, store: FileStore, trials_document: dict[str, Any]) -> None:
-    store.write_text(STATE_KEY, json.dumps(_state_document(bridge, trials_document)))
+def _write_snapshot(bridge: Any, store: FileStore, trials_document: dict[str, Any], captured_at: float) -> None:
+    store.write_text(STATE_KEY, json.dumps(_state_document(bridge, trials_document, captured_at)))
 
 
 def _directory_name(experiment: str) -> str:
