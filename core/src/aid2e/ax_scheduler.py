@@ -27,7 +27,8 @@ from attrs import define, field
 
 from . import atomic, serialize
 from .config import SchedulerConfig
-from .errors import Aid2eError, ConfigError, FailureRateExceededError, SubmitError
+from .errors import Aid2eError, CampaignInterrupted, ConfigError, FailureRateExceededError, SubmitError
+from .interrupts import CHECK_INTERVAL, StopSignals, second_press_grace
 from .jobs.function import function_job
 from .jobs.script import script_job
 from .plugins import get_plugin_manager
@@ -113,7 +114,7 @@ class AxScheduler:
         self._objective: Callable[[], Any] | None = None
         self.trials: dict[int, TrialRecord] = {}
         self._running: dict[int, JobHandle] = {}
-        self._canceled_by_us: set[int] = set()
+        self._canceled_by_us: dict[int, str] = {}  # trial index -> why aid2e canceled it
         self._started = False
         self._progress: Any = None
         self._last_snapshot = float("-inf")
@@ -122,6 +123,7 @@ class AxScheduler:
         self._job: Any = None  # the job spec of the run in progress (for retries)
         self._timed_out: set[int] = set()
         self._objective_hint: str | None = None
+        self._stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
         self._start_runner()  # workers warm up while the user sets the objective and Ax generates
 
     # ------------------------------------------------------------ the experiment
@@ -199,10 +201,13 @@ class AxScheduler:
         Raises :class:`FailureRateExceededError` (after the trials in flight end) when more than
         ``tolerated_failure_rate`` of them failed.
 
-        Ctrl-C once: no new trials start, the state is saved and the running ones are awaited
-        (their results still reach Ax), then ``KeyboardInterrupt`` is raised. Ctrl-C again
-        while waiting: the running jobs are canceled (their trials abandoned) and it is raised
-        at once.
+        Ctrl-C once (or SIGTERM): no new trials start, the state is saved, and jobs that outlive
+        the controller (scripts, containers, batch jobs) are left running for a resumed
+        scheduler to follow; jobs that cannot (function jobs in local workers) are awaited, or on
+        SIGTERM stopped and run again on resume. Ctrl-C again (at a terminal, within two seconds,
+        or while waiting): the running jobs are canceled and their trials abandoned. Either way
+        :class:`~aid2e.errors.CampaignInterrupted` (a ``KeyboardInterrupt``) is raised with a
+        message saying what was left and how to resume.
         """
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
             raise ConfigError(f"max_trials must be a non-negative integer, got {max_trials!r}")
@@ -216,11 +221,11 @@ class AxScheduler:
         try:
             self._resume_running()
             self._save_state(full=True)
-            interrupted = self._engine(job, budget=max_trials)
+            interruption = self._engine(job, budget=max_trials)
         finally:
             self._end_run()
-        if interrupted:
-            raise KeyboardInterrupt(f"stopped launching after Ctrl-C; state saved in {self.experiment_dir}")
+        if interruption is not None:
+            raise CampaignInterrupted(interruption.message(self.experiment_dir))
         if self._failure_rate_exceeded():
             raise FailureRateExceededError(self._failure_summary())
         return self.best_parameters()
@@ -245,11 +250,11 @@ class AxScheduler:
         self._start_runner()
         self._begin_run(len(trials))
         try:
-            interrupted = self._engine(job, budget=len(trials), given=trials)
+            interruption = self._engine(job, budget=len(trials), given=trials)
         finally:
             self._end_run()
-        if interrupted:
-            raise KeyboardInterrupt(f"stopped launching after Ctrl-C; state saved in {self.experiment_dir}")
+        if interruption is not None:
+            raise CampaignInterrupted(interruption.message(self.experiment_dir))
 
     # ------------------------------------------------------------ the engine
     def _begin_run(self, total: int) -> None:
@@ -259,6 +264,7 @@ class AxScheduler:
         bridge = self._bridge_or_error()
         self._check_output_dir()
         self._facts = _ExperimentFacts.of(bridge)
+        self._stopping = False
         self._progress = self._make_progress(total)
         self._owner = AxOwner(bridge)
         self._owner.start()
@@ -303,71 +309,116 @@ class AxScheduler:
         slow = owner.generation_seconds / owner.generations > SLOW_GENERATION
         return max(1, self.capacity // 4) if slow else 0
 
-    def _engine(self, job: Any, *, budget: int, given: Mapping[int, Mapping[str, Any]] | None = None) -> bool:
+    def _engine(self, job: Any, *, budget: int,
+                given: Mapping[int, Mapping[str, Any]] | None = None) -> _Interruption | None:
         """Keep every slot busy until ``budget`` trials from Ax (or the ``given`` ones) have run.
 
         Launching and completion handling never wait for a model fit (Ax works on its owner
         thread). The runner is polled when its ``wait`` reports a possible change or every
-        ``min(monitoring_interval, runner.poll_interval)`` seconds. Returns whether Ctrl-C
-        stopped the launching (see :meth:`run_optimization`).
+        ``min(monitoring_interval, runner.poll_interval)`` seconds. Returns what Ctrl-C or
+        SIGTERM stopped (see :meth:`run_optimization`), or None.
         """
         owner = self._owner
         pending = list(given.items()) if given is not None else None
         launched = 0
-        interrupted = False
+        stop: _Interruption | None = None
         tick = self.config.monitoring_interval
         poll_every = min(tick, float(getattr(self.runner, "poll_interval", tick) or tick))
         last_poll = time.monotonic()
-        while True:
+        with StopSignals() as signals:
+            while True:
+                try:
+                    if signals.stop and stop is None:
+                        stop = self._stop_launching(owner, signals)
+                    if stop is not None and signals.presses >= 2 and self._running:
+                        stop.canceled += len(self._running)
+                        self.cancel_running("canceled by a second Ctrl-C")
+                    self._enforce_timeout()
+                    stop_launching = stop is not None or self._failure_rate_exceeded()
+                    free = self.capacity - len(self._running)
+                    if not stop_launching and free > 0:
+                        if pending is not None:
+                            batch, pending = pending[:free], pending[free:]
+                        else:
+                            batch = owner.take(min(free, budget - launched))
+                        if batch:
+                            self._launch(dict(batch), job)
+                            launched += len(batch)
+                            free -= len(batch)
+                    if pending is None:
+                        remaining = budget - launched
+                        owner.want(0 if stop_launching else min(remaining, free + self._prefetch()))
+                    wants_more = not stop_launching and (
+                        bool(pending) if pending is not None
+                        else launched < budget and not (owner.exhausted and not owner.ready_count))
+                    if not self._running:
+                        if not wants_more:
+                            if stop is not None:
+                                self._offer_cancel(stop, signals)
+                            return stop
+                        if pending is None and owner.idle_without_candidates and not owner.exhausted:
+                            raise Aid2eError(
+                                "Ax generated no new trial while none is running; check the generation "
+                                f"strategy (e.g. its trial limits) of experiment {self._facts.name!r}"
+                            )
+                    waiting_for_ax = pending is None and wants_more and free > 0
+                    if self._running:
+                        timeout = max(0.0, poll_every - (time.monotonic() - last_poll))
+                        timeout = min(timeout, AX_WAIT_SLICE if waiting_for_ax else CHECK_INTERVAL)
+                        changed = self.runner.wait(list(self._running.values()), timeout)
+                        if changed or time.monotonic() - last_poll >= poll_every:
+                            last_poll = time.monotonic()
+                            if self._poll_and_finish():
+                                self._save_state()
+                    elif waiting_for_ax:
+                        owner.wait_ready(min(tick, CHECK_INTERVAL))
+                except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+                    signals.press()
+
+    def _stop_launching(self, owner: Any, signals: StopSignals) -> _Interruption:
+        """First Ctrl-C or SIGTERM: stop launching, let go of the jobs that outlive this process
+        (their records stay RUNNING with their handles, for a resumed scheduler), save."""
+        self._stopping = True
+        if owner is not None:
+            owner.want(0)
+        stop = _Interruption(signal="SIGTERM" if signals.terminated and not signals.presses else "Ctrl-C")
+        for index, handle in list(self._running.items()):
+            if _outlives(self.runner, handle):
+                del self._running[index]
+                stop.left_running.append(index)
+            elif signals.terminated:  # the process is about to end: stop it, run it again on resume
+                with contextlib.suppress(Exception):
+                    self.runner.cancel(handle)
+                del self._running[index]
+                self.trials[index].handle = None
+                stop.rerun.append(index)
+        self._save_state()
+        if self._running:
+            stop.awaited = len(self._running)
+            log.warning("%s: no new trials start; waiting for %d running trial(s) whose jobs cannot outlive "
+                        "this process. Press Ctrl-C again to cancel them. State is saved in %s",
+                        stop.signal, len(self._running), self.experiment_dir)
+        return stop
+
+    def _offer_cancel(self, stop: _Interruption, signals: StopSignals) -> None:
+        """At a terminal, give a second Ctrl-C a moment to cancel the jobs left running."""
+        grace = second_press_grace()
+        if not stop.left_running or grace <= 0 or signals.terminated:
+            return
+        log.warning("%d trial(s) are left running as jobs; press Ctrl-C again within %g s to cancel them",
+                    len(stop.left_running), grace)
+        deadline = time.monotonic() + grace
+        while signals.presses < 2 and time.monotonic() < deadline:
             try:
-                self._enforce_timeout()
-                stop_launching = interrupted or self._failure_rate_exceeded()
-                free = self.capacity - len(self._running)
-                if not stop_launching and free > 0:
-                    if pending is not None:
-                        batch, pending = pending[:free], pending[free:]
-                    else:
-                        batch = owner.take(min(free, budget - launched))
-                    if batch:
-                        self._launch(dict(batch), job)
-                        launched += len(batch)
-                        free -= len(batch)
-                if pending is None:
-                    remaining = budget - launched
-                    owner.want(0 if stop_launching else min(remaining, free + self._prefetch()))
-                wants_more = not stop_launching and (
-                    bool(pending) if pending is not None
-                    else launched < budget and not (owner.exhausted and not owner.ready_count))
-                if not self._running:
-                    if not wants_more:
-                        return interrupted
-                    if pending is None and owner.idle_without_candidates and not owner.exhausted:
-                        raise Aid2eError(
-                            "Ax generated no new trial while none is running; check the generation "
-                            f"strategy (e.g. its trial limits) of experiment {self._facts.name!r}"
-                        )
-                waiting_for_ax = pending is None and wants_more and free > 0
-                if self._running:
-                    timeout = max(0.0, poll_every - (time.monotonic() - last_poll))
-                    if waiting_for_ax:
-                        timeout = min(timeout, AX_WAIT_SLICE)
-                    changed = self.runner.wait(list(self._running.values()), timeout)
-                    if changed or time.monotonic() - last_poll >= poll_every:
-                        last_poll = time.monotonic()
-                        if self._poll_and_finish():
-                            self._save_state()
-                elif waiting_for_ax:
-                    owner.wait_ready(tick)
+                time.sleep(0.05)
             except KeyboardInterrupt:
-                if interrupted or not self._running:
-                    self.cancel_running("interrupted twice (Ctrl-C)")
-                    raise
-                interrupted = True
-                owner.want(0)
-                self._save_state()
-                log.warning(
-                    "interrupted: no new trials start; waiting for %d running trial(s). Press Ctrl-C "
-                    "again to cancel them. State is saved in %s", len(self._running), self.experiment_dir)
+                signals.press()
+        if signals.presses >= 2:
+            for index in stop.left_running:
+                self._running[index] = self.trials[index].handle
+            stop.canceled += len(stop.left_running)
+            stop.left_running.clear()
+            self.cancel_running("canceled by a second Ctrl-C")
 
     def _start_runner(self) -> None:
         if not self._started:
@@ -480,6 +531,11 @@ class AxScheduler:
                                f"canceled (ran {record.ended_at - record.started_at:.0f} s)")
         if (result.state is JobState.FAILED and result.retryable and self._job is not None
                 and record.attempts <= self.config.max_retries):
+            if self._stopping:
+                # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
+                record.handle, record.ended_at = None, None
+                record.message = f"attempt {record.attempts} failed: {result.message}; runs again on resume"
+                return
             record.attempts += 1
             log.warning("trial %d: %s; running it again (attempt %d of %d)", index,
                         result.message.splitlines()[0] if result.message else "infrastructure failure",
@@ -516,7 +572,7 @@ class AxScheduler:
             if self.config.cleanup_after_completion:
                 shutil.rmtree(self.trial_dir(index), ignore_errors=True)
         elif result.state is JobState.CANCELED and index in self._canceled_by_us:
-            reason = result.message or "canceled by aid2e"
+            reason = self._canceled_by_us.pop(index)
             self._ax(_abandon, index, reason)
             record.status, record.message = "ABANDONED", reason
         else:
@@ -578,7 +634,7 @@ class AxScheduler:
         Jobs that do not report their end within ``timeout`` seconds are abandoned anyway.
         """
         for index, handle in list(self._running.items()):
-            self._canceled_by_us.add(index)
+            self._canceled_by_us[index] = reason
             try:
                 self.runner.cancel(handle)
             except Exception as exc:
@@ -753,6 +809,40 @@ class AxScheduler:
         self._bridge = bridge
         self._facts = None
         self._running = {}
+
+
+@define
+class _Interruption:
+    """What a Ctrl-C or SIGTERM did to a run, for the message raised at its end."""
+
+    signal: str
+    left_running: list[int] = field(factory=list)  # jobs that outlive the controller, left alone
+    rerun: list[int] = field(factory=list)  # stopped at SIGTERM; submitted again on resume
+    awaited: int = 0  # jobs that could not be left, waited for
+    canceled: int = 0  # canceled by a second Ctrl-C
+
+    def message(self, experiment_dir: Path) -> str:
+        parts = [f"{self.signal}: no new trials were launched"]
+        if self.left_running:
+            parts.append(f"{len(self.left_running)} trial(s) left running as jobs "
+                         f"({', '.join(map(str, self.left_running))})")
+        if self.rerun:
+            parts.append(f"{len(self.rerun)} function trial(s) stopped; they run again on resume")
+        if self.awaited:
+            parts.append(f"{self.awaited} trial(s) that could not be left were waited for")
+        if self.canceled:
+            parts.append(f"{self.canceled} running trial(s) canceled (abandoned in Ax)")
+        return ("; ".join(parts) + f". State saved in {experiment_dir}; resume with: aid2e resume "
+                f"{experiment_dir} --max-trials K (or AxScheduler.resume(path, runner) in Python)")
+
+
+def _outlives(runner: Any, handle: JobHandle) -> bool:
+    check = getattr(runner, "outlives_controller", None)
+    try:
+        return bool(check(handle)) if callable(check) else False
+    except Exception:  # a third-party backend's bug must not turn Ctrl-C into a crash
+        log.debug("outlives_controller failed", exc_info=True)
+        return False
 
 
 @define(frozen=True)

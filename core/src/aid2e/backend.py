@@ -69,6 +69,13 @@ class Backend(abc.ABC):
             time.sleep(max(0.0, min(timeout, self.poll_interval)))
         return False
 
+    def outlives_controller(self, handle: JobHandle) -> bool:
+        """Whether the job keeps running, and can be followed again by a resumed scheduler, when
+        the controller process exits. True for batch-system jobs and detached processes; the
+        default, False, makes the scheduler wait for the job after a Ctrl-C instead of leaving it.
+        """
+        return False
+
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """Find the job an earlier controller submitted for ``request`` but died before it
         recorded the handle (it saves each trial just before submitting it). Return its handle,

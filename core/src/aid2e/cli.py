@@ -255,8 +255,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
           f"{args.max_trials} new")
     try:
         best = scheduler.run_optimization(max_trials=args.max_trials)
-    except KeyboardInterrupt:
-        print(f"interrupted; resume again with: aid2e resume {args.path}", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # CampaignInterrupted says what was left and how to resume
+        print(f"aid2e: {exc}" if str(exc) else f"aid2e: interrupted; resume with: aid2e resume {args.path}",
+              file=sys.stderr)
         return 130
     counts = {s: sum(r.status == s for r in scheduler.trials.values())
               for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}

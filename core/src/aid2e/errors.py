@@ -21,3 +21,10 @@ class SubmitError(Aid2eError):
 
 class FailureRateExceededError(Aid2eError):
     """Too many trials failed; the run stopped launching new ones."""
+
+
+class CampaignInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) stopped a run; the message says what was left running and how to resume.
+
+    A ``KeyboardInterrupt``, so code that already catches Ctrl-C keeps working.
+    """

@@ -263,6 +263,11 @@ class JobLibRunner(Backend):
     def capacity(self) -> int:
         return self._capacity
 
+    def outlives_controller(self, handle: JobHandle) -> bool:
+        """Scripts run in their own sessions and outlive the controller; function jobs die with
+        its worker pool."""
+        return handle.extra.get("kind") == "script"
+
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A script job launched for ``request`` by a controller that died before saving its
         handle: found by the launcher's pid in the trial directory's status file."""

@@ -405,6 +405,10 @@ class PanDARunner(Backend):
                 raise RuntimeError(f"PanDA task {handle.native_id} has not ended ({state.value})")
         return self._results[handle.native_id]
 
+    def outlives_controller(self, handle: JobHandle) -> bool:
+        """Grid tasks run on the PanDA server's side whatever happens to the controller."""
+        return True
+
     def cancel(self, handle: JobHandle) -> None:
         task_id = _task_id(handle)
         if task_id is None or handle.native_id in self._results:
