@@ -20,6 +20,11 @@ def objective(x, y):
         ({"synchronous": "yes"}, "'synchronous' must be true or false"),
         ({"monitoring_interval": "10s"}, "'monitoring_interval' must be a number"),
         ("fast", "config must be a dict"),
+        ({"resources": {"cpus": 0}}, "config 'resources' 'cpus' must be a positive integer"),
+        ({"resources": {"memory": "lots"}}, "config 'resources' 'memory' must look like '512M' or '8G'"),
+        ({"resources": {"gpus": 1}}, "unknown config 'resources' key 'gpus'; valid keys: account, cpus"),
+        ({"resources": {"walltime": "2h"}}, "'walltime' must look like '02:00:00'"),
+        ({"resources": 4}, "config 'resources' must be a dict"),
     ],
 )
 def test_bad_config(make_ax_client, threads, config, message):
@@ -94,3 +99,26 @@ def test_bad_experiment_file(threads, config, tmp_path, path_content, message):
     scheduler = aid2e.AxScheduler(None, threads, config)
     with pytest.raises(aid2e.ConfigError, match=message):
         scheduler.load_experiment(str(path))
+
+
+def test_resources_reach_every_job_request_and_survive_resume(make_ax_client, config):
+    """config 'resources' is what each trial's JobRequest carries (backends map it), and it is
+    kept with the saved state."""
+    from aid2e_joblib import JobLibRunner
+
+    seen = []
+
+    class Recording(JobLibRunner):
+        def submit(self, request):
+            seen.append(request.resources)
+            return super().submit(request)
+
+    with Recording(n_jobs=2, backend="threading") as runner:
+        scheduler = aid2e.AxScheduler(make_ax_client("sized"), runner,
+                                      {**config, "resources": {"cpus": 2, "memory": "1536m", "walltime": "00:30:00"}})
+        scheduler.set_objective_function(objective)
+        scheduler.run_optimization(max_trials=2)
+        resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), runner)
+        resumed.set_objective_function(objective)
+        resumed.run_optimization(max_trials=1)
+    assert [(r.cpus, r.memory, r.walltime) for r in seen] == [(2, "1536M", "00:30:00")] * 3

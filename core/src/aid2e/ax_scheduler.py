@@ -33,7 +33,7 @@ from .jobs.function import function_job
 from .jobs.script import script_job
 from .plugins import get_plugin_manager
 from .storage.filestore import FileStore
-from .types import FunctionJob, JobAdapter, JobHandle, JobRequest, JobResult, JobState, Measurement, Resources
+from .types import FunctionJob, JobAdapter, JobHandle, JobRequest, JobResult, JobState, Measurement
 
 if TYPE_CHECKING:
     from .ax_bridge import AxBridge
@@ -469,7 +469,7 @@ class AxScheduler:
             parameters=dict(self.trials[index].parameters),
             job=job,
             workdir=str(self.trial_dir(index)),
-            resources=Resources(),
+            resources=self.config.trial_resources(),
         )
         return self._adapt(request)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,7 +26,11 @@ class SchedulerConfig:
       are saved after every change regardless; see ``AxScheduler._save_state``);
     * ``max_retries``: times a trial is run again after an infrastructure failure (its job
       vanished, its node was lost); a script's own non-zero exit is never retried;
-    * ``trial_timeout``: seconds after which a running trial is canceled and failed.
+    * ``trial_timeout``: seconds after which a running trial is canceled and failed;
+    * ``resources``: what each trial's job asks for, e.g. ``{"cpus": 4, "memory": "8G",
+      "walltime": "02:00:00"}`` (fields of :class:`aid2e.types.Resources`); backends and the
+      container engines map what they understand (Slurm ``--cpus-per-task``/``--mem``,
+      ``podman run --cpus/--memory``).
     """
 
     monitoring_interval: float = 10.0
@@ -37,6 +42,7 @@ class SchedulerConfig:
     snapshot_interval: float = 30.0
     max_retries: int = 0
     trial_timeout: float | None = None
+    resources: dict[str, Any] | None = None
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> SchedulerConfig:
@@ -68,7 +74,15 @@ class SchedulerConfig:
         limit = values.get("max_parallel_trials")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise ConfigError(f"config 'max_parallel_trials' must be a positive integer, got {limit!r}")
+        if values.get("resources") is not None:
+            values["resources"] = _resources(values["resources"])
         return cls(**values)
+
+    def trial_resources(self) -> Any:
+        """The :class:`aid2e.types.Resources` every trial's job asks for."""
+        from .types import Resources
+
+        return Resources(**(self.resources or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,3 +107,39 @@ def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float 
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"config {key!r} must be {bound}, got {value!r}")
     values[key] = float(value)
+
+
+def _resources(value: Any) -> dict[str, Any]:
+    """Check config 'resources' field by field; returns a plain dict (saved with the state)."""
+    from attrs import fields as attrs_fields
+
+    from .types import Resources
+
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config 'resources' must be a dict like {{'cpus': 4, 'memory': '8G'}}, got {value!r}")
+    reject_unknown_keys(value, [f.name for f in attrs_fields(Resources)], "config 'resources'")
+    checked = dict(value)
+    cpus = checked.get("cpus", 1)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+        raise ConfigError(f"config 'resources' 'cpus' must be a positive integer, got {cpus!r}")
+    memory = checked.get("memory")
+    if memory is not None:
+        if isinstance(memory, int) and not isinstance(memory, bool) and memory > 0:
+            checked["memory"] = f"{memory}M"
+        elif not (isinstance(memory, str) and re.fullmatch(r"[1-9][0-9]*[KMGT]?", memory.strip().upper())):
+            raise ConfigError(f"config 'resources' 'memory' must look like '512M' or '8G', got {memory!r}")
+        else:
+            checked["memory"] = memory.strip().upper()
+    for key in ("walltime", "queue", "account"):
+        if checked.get(key) is not None and not isinstance(checked[key], str):
+            raise ConfigError(f"config 'resources' {key!r} must be a string, got {checked[key]!r}")
+    if checked.get("walltime") is not None and not re.fullmatch(
+            r"(\d+-)?\d{1,2}(:\d{2}){0,2}", checked["walltime"]):
+        raise ConfigError(f"config 'resources' 'walltime' must look like '02:00:00' or '1-00:00:00', "
+                          f"got {checked['walltime']!r}")
+    extra = checked.get("extra", {})
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
+        raise ConfigError(f"config 'resources' 'extra' must map strings to strings, got {extra!r}")
+    checked["extra"] = dict(extra)
+    Resources(**checked)  # the record accepts it
+    return checked
