@@ -205,7 +205,7 @@ def corrupt_truncate(path):
         (lambda p: p.write_text('{"some": "thing"}'), "is not an aid2e state file"),
         (lambda p: p.write_text("[1, 2, 3]"), "is not an aid2e state file"),
         (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "version": 99})),
-         "has format version 99, newer than this aid2e reads (1): upgrade aid2e"),
+         "has format version 99, newer than this aid2e reads (2): upgrade aid2e"),
         (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "scheduler": {}})),
          "lacks the trial records"),
         (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,9 @@ def podman_image():
 
 @pytest.fixture
 def slurm_partition():
-    try:
-        ok = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        ok = ""
-    require("slurm", any(s in ok for s in ("idle", "mixed", "allocated")),
-            "no Slurm cluster: run scripts/services/slurm.sh as root")
-    return "debug"
+    from aid2e_psij.testing import require_slurm
+
+    return require_slurm()["partition"]
 
 
 @pytest.mark.timeout(300)

@@ -103,14 +103,9 @@ SLURM_KILLS = [
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("kill_points", SLURM_KILLS, ids=lambda k: "+".join(f"{a}@{d}" for a, d in k))
 def test_kill_and_resume_on_slurm(tmp_path, kill_points):
-    from aid2e.testing.requirements import require
+    from aid2e_psij.testing import require_slurm
 
-    try:
-        ok = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        ok = ""
-    require("slurm", any(s in ok for s in ("idle", "mixed", "allocated")),
-            "no Slurm cluster: run scripts/services/slurm.sh as root")
+    require_slurm()
     run_kill_resume(tmp_path, "slurm:debug", kill_points)
 
 

@@ -226,6 +226,40 @@ def test_trials_generated_but_never_recorded_are_abandoned_on_resume(make_ax_cli
     assert statuses == ["COMPLETED", "COMPLETED", "ABANDONED", "COMPLETED"]
 
 
+@pytest.mark.parametrize("api", ["AxClient", "Client"])
+def test_compact_snapshot_round_trip_and_version_1_files_still_load(make_ax_client, make_client, threads, config,
+                                                                    tmp_path, api):
+    """The saved Ax snapshot is compacted (one data table, exact floats, the strategy's last run
+    per model); a file written by aid2e's format 1 (Ax's full snapshot) loads the same."""
+    client = make_ax_client("compact") if api == "AxClient" else make_client("compact")
+    scheduler = aid2e.AxScheduler(client, threads, config)
+    scheduler.set_objective_function(lambda x, y: {"objective": x / 3 + y})
+    scheduler.run_optimization(max_trials=5)
+    original = scheduler.experiment.lookup_data().df.sort_values("trial_index")
+
+    compact = tmp_path / "compact.json"
+    scheduler.save_experiment(str(compact))
+    saved = json.loads(compact.read_text())
+    assert saved["version"] == 2 and saved["ax"]["snapshot"]["experiment"]["data_by_trial"] == {}
+    assert saved["ax"]["snapshot"]["generation_strategy"]["experiment"] is None
+    bridge = scheduler._bridge
+    full = {"api": bridge.kind, "snapshot": (bridge.client.to_json_snapshot() if api == "AxClient"
+                                             else bridge.client._to_json_snapshot())}
+    version_1 = tmp_path / "v1.json"
+    version_1.write_text(json.dumps({**saved, "version": 1, "ax": full}))
+
+    for path in (compact, version_1):
+        reloaded = aid2e.AxScheduler(None, threads, config)
+        reloaded.load_experiment(str(path))
+        restored = reloaded.experiment.lookup_data().df.sort_values("trial_index")
+        assert list(restored["mean"]) == list(original["mean"])  # exact, not 10 decimals
+        assert [t.status.name for t in reloaded.experiment.trials.values()] == ["COMPLETED"] * 5
+        reloaded.set_objective_function(lambda x, y: {"objective": x / 3 + y})
+        reloaded.run_optimization(max_trials=2)  # the generation strategy goes on
+        assert len(reloaded.experiment.trials) == 7
+    assert len(compact.read_bytes()) < len(version_1.read_bytes()) / 2
+
+
 def test_progress_line_on_a_terminal():
     class Terminal(io.StringIO):
         def isatty(self):

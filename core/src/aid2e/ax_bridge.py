@@ -208,9 +208,12 @@ class AxBridge:
         changed = False
         for row, index, name in zip(df.index, df["trial_index"], df["metric_name"], strict=True):
             value = exact.get(int(index), {}).get(name)
-            if value is not None:
-                df.loc[row, "mean"] = value.mean
-                df.loc[row, "sem"] = float("nan") if value.sem is None else value.sem
+            if value is None:
+                continue
+            sem = float("nan") if value.sem is None else value.sem
+            old_sem = df.at[row, "sem"]
+            if df.at[row, "mean"] != value.mean or not (old_sem == sem or (old_sem != old_sem and sem != sem)):
+                df.loc[row, "mean"], df.loc[row, "sem"] = value.mean, sem
                 changed = True
         if changed:
             self.experiment.attach_data(Data(df=df))
@@ -278,21 +281,83 @@ class AxBridge:
 
     # ------------------------------------------------------------ persistence
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready snapshot of the client (experiment + generation strategy)."""
+        """A JSON-ready snapshot of the client (experiment + generation strategy), compacted.
+
+        Ax's own snapshot stores the experiment twice (again inside the generation strategy),
+        every generator run twice (in its trial and in the strategy's history) and the data as
+        one pandas JSON table per trial: 7.4 MB and 4.5 s to decode at 1000 trials. Here the
+        strategy keeps only the last generator run of each node and model (all it reads to go
+        on: a Sobol sequence's position), the experiment is encoded once, and the data is one
+        table of columns under ``"data"`` with exact floats (Ax's keeps 10 decimals).
+        """
+        exp, gs = self.experiment, self._maybe_generation_strategy()
+        data = exp.data
+        kept = (gs._experiment, gs._generator_runs) if gs is not None else None
+        try:
+            from ax.core.data import Data
+
+            exp.data = Data()
+            if gs is not None:
+                gs._experiment, gs._generator_runs = None, _last_run_per_model(gs._generator_runs)
+            with _warnings_to_debug():
+                ax = self.client.to_json_snapshot() if self.kind == AXCLIENT else self.client._to_json_snapshot()
+        finally:
+            exp.data = data
+            if gs is not None:
+                gs._experiment, gs._generator_runs = kept
+        return {"api": self.kind, "snapshot": ax, "data": _data_to_json(data)}
+
+    def _maybe_generation_strategy(self) -> Any:
         if self.kind == AXCLIENT:
-            return {"api": AXCLIENT, "snapshot": self.client.to_json_snapshot()}
-        return {"api": CLIENT, "snapshot": self.client._to_json_snapshot()}
+            return self.client._generation_strategy
+        return self.client._maybe_generation_strategy
 
     @classmethod
     def from_snapshot(cls, data: Mapping[str, Any]) -> AxBridge:
+        """The client a :meth:`snapshot` (or an older full Ax snapshot) describes."""
         api = data.get("api")
-        if api == AXCLIENT:
-            from ax.service.ax_client import AxClient
+        with _warnings_to_debug():
+            if api == AXCLIENT:
+                from ax.service.ax_client import AxClient
 
-            return cls(AxClient.from_json_snapshot(data["snapshot"]))
-        if api == CLIENT:
-            from ax.api.client import Client
+                bridge = cls(AxClient.from_json_snapshot(data["snapshot"]))
+            elif api == CLIENT:
+                from ax.api.client import Client
 
-            return cls(Client._from_json_snapshot(data["snapshot"]))
-        raise ConfigError(f"not an aid2e experiment file (unknown Ax API {api!r})")
+                bridge = cls(Client._from_json_snapshot(data["snapshot"]))
+            else:
+                raise ConfigError(f"not an aid2e experiment file (unknown Ax API {api!r})")
+        if data.get("data") is not None:
+            bridge.experiment.data = _data_from_json(data["data"])
+        return bridge
 
+
+def _last_run_per_model(runs: list[Any]) -> list[Any]:
+    """The last generator run of each (generation node, model), in their original order; the
+    very last run stays last (Ax restores the current node from it)."""
+    last: dict[tuple[Any, Any], int] = {}
+    for position, run in enumerate(runs):
+        last[(run._generation_node_name, run._generator_key)] = position
+    return [runs[i] for i in sorted(last.values())]
+
+
+def _data_to_json(data: Any) -> dict[str, list[Any]] | None:
+    """Ax ``Data`` as ``{column: [values]}``; NaN as null (strict JSON), floats exact."""
+    import math
+
+    df = data.full_df
+    if df.empty:
+        return None
+    return {column: [None if isinstance(v, float) and math.isnan(v) else v for v in df[column].tolist()]
+            for column in df.columns}
+
+
+def _data_from_json(columns: Mapping[str, list[Any]]) -> Any:
+    import pandas as pd
+    from ax.core.data import Data
+
+    df = pd.DataFrame(dict(columns))
+    for column in ("mean", "sem", "step"):
+        if column in df:
+            df[column] = df[column].astype(float)
+    return Data(df=df)

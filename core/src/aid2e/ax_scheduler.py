@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "aid2e-experiment"
-STATE_VERSION = 1
+#: 2: the Ax snapshot is compacted (see ``AxBridge.snapshot``); version 1 files still load.
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 STATE_KEY = "experiment"
 TRIALS_KEY = "trials"
 MIN_FINISHED_FOR_RATE = 5
@@ -880,11 +882,11 @@ def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> di
     if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
         raise ConfigError(f"{source} is not an aid2e experiment file (written by save_experiment)")
     version = document.get("version")
-    if version != STATE_VERSION:
+    if version not in READABLE_VERSIONS:
         newer = isinstance(version, int) and version > STATE_VERSION
         raise ConfigError(f"{source} has format version {version!r}, "
                           + (f"newer than this aid2e reads ({STATE_VERSION}): upgrade aid2e" if newer
-                             else f"but this aid2e reads version {STATE_VERSION}"))
+                             else f"but this aid2e reads versions {READABLE_VERSIONS}"))
     scheduler = document.get("scheduler")
     if not isinstance(scheduler, dict) or not isinstance(scheduler.get("trials"), list):
         raise ConfigError(f"{source} is damaged: it has no 'scheduler' part with a list of 'trials'")

@@ -26,7 +26,7 @@ from .errors import ConfigError
 
 #: Must match :mod:`aid2e.ax_scheduler` (a test checks that they agree).
 STATE_FORMAT = "aid2e-experiment"
-STATE_VERSION = 1
+STATE_VERSION = 2  # as aid2e.ax_scheduler; version 1 files read the same here
 TRIALS_FILE = "trials.json"
 EXPERIMENT_FILE = "experiment.json"
 STATUSES = ("COMPLETED", "FAILED", "RUNNING", "ABANDONED")
@@ -195,8 +195,8 @@ def _read(path: Path, *, required: bool) -> dict[str, Any] | None:
         raise ConfigError(
             f"{path} has format version {version}, newer than this aid2e reads ({STATE_VERSION}): upgrade aid2e"
         )
-    if version < STATE_VERSION:
-        raise ConfigError(f"{path} has format version {version}; this aid2e reads {STATE_VERSION}")
+    if version < 1:
+        raise ConfigError(f"{path} has format version {version}; this aid2e reads 1 to {STATE_VERSION}")
     scheduler = document.get("scheduler")
     if not isinstance(scheduler, dict) or not isinstance(scheduler.get("trials"), list):
         raise ConfigError(f"{path} lacks the trial records (\"scheduler\": {{\"trials\": [...]}})")
