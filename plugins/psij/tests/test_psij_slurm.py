@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import aid2e
+from aid2e.errors import CampaignInterrupted
 from aid2e_psij import SlurmRunner
 
 pytestmark = pytest.mark.timeout(300)
@@ -170,31 +173,65 @@ def test_one_squeue_per_tick(slurm_cluster, tmp_path, squeue_counter):
     assert squeue_counter() == runner.status_calls  # every poll of all jobs: exactly one squeue
 
 
-def test_second_ctrl_c_cancels_the_slurm_jobs(slurm_cluster, tmp_path):
-    """Ctrl-C once stops launching and waits; a second Ctrl-C scancels the running jobs."""
+def _sigint_when_running(scheduler_dir: Path, jobs: int, presses: int, gap: float = 0.5) -> threading.Thread:
+    """Send SIGINT to this process ``presses`` times once ``jobs`` launchers wrote their status."""
+    def run():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if len(list(scheduler_dir.glob("trial_*/aid2e_status.json"))) >= jobs:
+                break
+            time.sleep(0.05)
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(gap)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def squeue_state(job_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def test_first_ctrl_c_leaves_the_slurm_jobs_and_resume_collects_them(slurm_cluster, tmp_path):
+    """Ctrl-C once: nothing more is submitted, the jobs keep running on Slurm, the message says
+    how to resume; a resumed scheduler follows the same jobs to their results."""
+    script = tmp_path / "slow.py"
+    script.write_text("import json, os, time\ntime.sleep(4)\n"
+                      "json.dump({'objective': 1.5}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
+    config = {"job_output_dir": str(tmp_path / "jobs"), "max_parallel_trials": 2, "monitoring_interval": 1}
+    scheduler = aid2e.AxScheduler(ax_client("interrupt_once"), runner, config)
+    scheduler.set_script_objective(str(script))
+    _sigint_when_running(scheduler.experiment_dir, jobs=2, presses=1)
+    with pytest.raises(CampaignInterrupted, match=r"2 trial\(s\) left running as jobs.*aid2e resume"):
+        scheduler.run_optimization(max_trials=10)
+    assert len(scheduler.trials) == 2  # nothing submitted after the Ctrl-C
+    job_ids = [r.handle.native_id for r in scheduler.trials.values()]
+    assert all(squeue_state(j) in ("RUNNING", "COMPLETING", "") for j in job_ids)
+    assert any(squeue_state(j) == "RUNNING" for j in job_ids)  # still there after the controller let go
+
+    resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), runner)
+    resumed.run_optimization(max_trials=0)
+    assert [resumed.experiment.trials[i].status.name for i in resumed.trials] == ["COMPLETED"] * 2
+    assert [r.handle.native_id for r in resumed.trials.values()] == job_ids  # the same jobs, not new ones
+
+
+def test_second_ctrl_c_cancels_the_slurm_jobs(slurm_cluster, tmp_path, monkeypatch):
+    """At a terminal the first Ctrl-C offers a moment for a second one, which scancels the jobs."""
+    monkeypatch.setattr("aid2e.ax_scheduler.second_press_grace", lambda: 5.0)
     script = tmp_path / "slow.sh"
     script.write_text("sleep 300\n")
     runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
-    interrupts = []
-    original_wait = runner.wait
-
-    def wait(handles, timeout):
-        """Press Ctrl-C twice once both jobs run (their launcher wrote its status file)."""
-        running = len(handles) == 2 and all((Path(h.workdir) / "aid2e_status.json").exists() for h in handles)
-        if running and len(interrupts) < 2:
-            interrupts.append(time.time())
-            raise KeyboardInterrupt
-        original_wait(handles, min(timeout, 0.5))
-
-    runner.wait = wait
     scheduler = aid2e.AxScheduler(ax_client("interrupt"), runner,
                                   {"job_output_dir": str(tmp_path / "jobs"), "max_parallel_trials": 2})
     scheduler.set_script_objective(str(script))
-    with pytest.raises(KeyboardInterrupt):
+    _sigint_when_running(scheduler.experiment_dir, jobs=2, presses=2)
+    with pytest.raises(CampaignInterrupted, match=r"2 running trial\(s\) canceled"):
         scheduler.run_optimization(max_trials=10)
-    assert len(interrupts) == 2
-    assert len(scheduler.experiment.trials) == 2  # nothing launched after the first Ctrl-C
-    assert [t.status.name for t in scheduler.experiment.trials.values()] == ["ABANDONED"] * 2
+    assert len(scheduler.trials) == 2  # nothing launched after the first Ctrl-C
+    assert [scheduler.experiment.trials[i].status.name for i in scheduler.trials] == ["ABANDONED"] * 2
     for record in scheduler.trials.values():  # scancel was sent; Slurm confirms within seconds
         deadline = time.time() + 20
         while True:

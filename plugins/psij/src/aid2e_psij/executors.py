@@ -4,7 +4,15 @@ PSI/J's own polling thread is kept idle (aid2e polls once per scheduler tick, fo
 with the executor's own status command and parser), and Slurm's status parser is made
 tolerant: upstream PSI/J asserts that every squeue reason is one it knows, so one foreign job
 ending with e.g. ``DeadLine`` or ``OutOfMemory`` failed every poll of every job
-(ExaWorks/psij-python#533). Here an unknown state or reason only affects its own line.
+(ExaWorks/psij-python#533). Here an unknown state or reason only affects its own line, and each
+status keeps Slurm's own state code and reason (``metadata["native_state"]``, ``["reason"]``)
+so the runner can tell a lost node from the job's own failure.
+
+Every Slurm job is submitted with ``sbatch --no-requeue``: by default Slurm requeues a batch job
+whose node fails and runs it again behind aid2e's back (twice, into the same trial directory).
+Without requeueing the job ends ``NODE_FAIL`` and aid2e decides (``max_retries``). The option is
+on the command line because there it overrides both ``SBATCH_REQUEUE`` in the environment and
+any ``#SBATCH`` line (PSI/J's custom attributes cannot express a flag without a value anyway).
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ def _tolerant_slurm_class() -> type:
             super().generate_submit_script(job, context, buffer)
             submit_file.write(fix_directive_quoting(buffer.getvalue()))
 
+        def get_submit_command(self, job: Any, submit_file_path: Path) -> list[str]:
+            """``sbatch --no-requeue <script>`` (see the module docstring)."""
+            command = list(super().get_submit_command(job, submit_file_path))
+            return [command[0], "--no-requeue", *command[1:]]
+
         def parse_status_output(self, exit_code: int, out: str) -> dict[str, Any]:
             check_status_exit_code("squeue", exit_code, out)
             statuses = {}
@@ -60,7 +73,8 @@ def _tolerant_slurm_class() -> type:
                 message = None
                 if state == JobState.FAILED:
                     message = self._REASONS_MAP.get(reason, reason or None)
-                statuses[native_id] = JobStatus(state, message=message)
+                statuses[native_id] = JobStatus(state, message=message,
+                                                metadata={"native_state": compact, "reason": reason})
             return statuses
 
     return TolerantSlurmJobExecutor

@@ -9,6 +9,13 @@ Status: :meth:`PsijRunner.poll` runs the executor's status command once for all 
 flight (one ``squeue`` per scheduler tick on Slurm) and parses it tolerantly (see
 :mod:`aid2e_psij.executors`). A job that left the queue has ended; how, the trial directory
 says. Handles keep the native job id, so a restarted controller polls the same jobs again.
+
+Failures: Slurm jobs are submitted non-requeueable, so a lost node ends the job ``NODE_FAIL``
+instead of Slurm running it a second time. A failed job's end state in Slurm decides what the
+trial reports: ``NODE_FAIL``, ``PREEMPTED``, ``BOOT_FAIL`` and a job that vanished without a
+record are infrastructure failures (``retryable``: the scheduler runs the trial again, up to
+``max_retries``); ``TIMEOUT``, ``OUT_OF_MEMORY``, ``DEADLINE`` and the script's own exit code
+are the job's (not retried; the message says which).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from attrs import field, frozen
@@ -51,6 +58,41 @@ ADOPT_PATIENCE = 10.0
 WAIT_STEP = 0.2
 #: Keys of ``sbatch_options`` that PSI/J has fields for.
 _FIELD_OPTIONS = {"account", "partition", "time", "mem", "cpus-per-task", "nodes", "job-name"}
+#: Seconds a failed job's end state is looked for while the batch system finishes it.
+END_PATIENCE = 10.0
+
+
+class _End(NamedTuple):
+    """What a Slurm end state means for the trial."""
+
+    name: str  # Slurm's long name (sacct, scontrol)
+    cause: str  # the message's first words
+    retryable: bool  # an infrastructure failure: the scheduler may run the trial again
+
+
+#: Slurm end states (squeue's compact codes) that say more than "the script failed".
+SLURM_ENDS = {
+    "NF": _End("NODE_FAIL", "node failure", True),
+    "PR": _End("PREEMPTED", "preempted", True),
+    "BF": _End("BOOT_FAIL", "node boot failure", True),
+    "TO": _End("TIMEOUT", "time limit", False),
+    "OOM": _End("OUT_OF_MEMORY", "out of memory", False),
+    "DL": _End("DEADLINE", "deadline", False),
+}
+#: sacct's long state names -> squeue's compact codes
+_SACCT_CODES = {**{end.name: code for code, end in SLURM_ENDS.items()},
+                "COMPLETED": "CD", "FAILED": "F", "CANCELLED": "CA"}
+_CODE_STATES = {"NF": JobState.FAILED, "PR": JobState.FAILED, "BF": JobState.FAILED, "TO": JobState.FAILED,
+                "OOM": JobState.FAILED, "DL": JobState.FAILED, "F": JobState.FAILED,
+                "CD": JobState.COMPLETED, "CA": JobState.CANCELED}
+
+
+class _Seen(NamedTuple):
+    """A job as the batch system listed it."""
+
+    state: JobState
+    message: str = ""  # the batch system's reason, explained (PSI/J's words) for failed jobs
+    native: str = ""  # the batch system's own state code (Slurm: "R", "NF", "TO", ...)
 
 
 @frozen(kw_only=True)
@@ -95,6 +137,9 @@ def _structure_config(config: Mapping[str, Any] | None) -> PsijConfig:
     for option in values.get("sbatch_options", {}):
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", option):
             raise ConfigError(f"sbatch option {option!r} is not an option name (like 'mail-type')")
+        if option in ("requeue", "no-requeue"):
+            raise ConfigError(f"sbatch option {option!r} is not allowed: aid2e submits jobs with --no-requeue "
+                              "and runs a trial again itself after a node failure (config 'max_retries')")
     limit = values.get("max_in_flight", 32)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError(f"config 'max_in_flight' must be a positive integer, got {limit!r}")
@@ -161,7 +206,7 @@ class PsijRunner(Backend):
         self._executor: Any = None
         self._lock = threading.Lock()
         self._jobs: dict[str, Any] = {}  # native id -> psij Job (this instance's submissions)
-        self._last: dict[str, tuple[JobState, str]] = {}  # native id -> last queue state, reason
+        self._last: dict[str, _Seen] = {}  # native id -> how the queue last listed it
         self._gone_since: dict[str, float] = {}  # native id -> when it left the queue without status
         self._status_calls = 0
 
@@ -310,7 +355,7 @@ class PsijRunner(Backend):
             states[handle.native_id] = self._state_of(handle, queue, now)
         return states
 
-    def _query_queue(self, native_ids: list[str]) -> dict[str, tuple[JobState, str]] | None:
+    def _query_queue(self, native_ids: list[str]) -> dict[str, _Seen] | None:
         """One status command for every job; ``None`` when the batch system did not answer."""
         executor = self.executor
         self._status_calls += 1
@@ -327,13 +372,15 @@ class PsijRunner(Backend):
         except Exception as exc:  # noqa: BLE001 - a bad answer must not fail every trial
             log.warning("%s status output not understood: %s", self.executor_name, _one_line(exc))
             return None
-        return {nid: (self._map_state(s.state), s.message or "") for nid, s in statuses.items()}
+        return {nid: _Seen(self._map_state(s.state), s.message or "",
+                           str((s.metadata or {}).get("native_state", "")))
+                for nid, s in statuses.items()}
 
-    def _local_state(self, native_id: str) -> tuple[JobState, str] | None:
+    def _local_state(self, native_id: str) -> _Seen | None:
         job = self._jobs.get(native_id)
         if job is None:
-            return None if _pid_alive(native_id) else (JobState.COMPLETED, "")
-        return self._map_state(job.status.state), job.status.message or ""
+            return None if _pid_alive(native_id) else _Seen(JobState.COMPLETED)
+        return _Seen(self._map_state(job.status.state), job.status.message or "")
 
     @staticmethod
     def _map_state(state: Any) -> JobState:
@@ -342,7 +389,7 @@ class PsijRunner(Backend):
                 "COMPLETED": JobState.COMPLETED, "FAILED": JobState.FAILED,
                 "CANCELED": JobState.CANCELED}.get(name, JobState.ACTIVE)
 
-    def _state_of(self, handle: JobHandle, queue: dict[str, tuple[JobState, str]] | None, now: float) -> JobState:
+    def _state_of(self, handle: JobHandle, queue: dict[str, _Seen] | None, now: float) -> JobState:
         """The trial directory is authoritative once the launcher recorded the end; before that,
         the queue says whether the job waits or runs."""
         native_id = handle.native_id
@@ -354,59 +401,113 @@ class PsijRunner(Backend):
             self._gone_since.pop(native_id, None)
             return script_kind.read_result(workdir).state
         if queue is None:  # the batch system did not answer: keep what we knew
-            return self._last.get(native_id, (JobState.QUEUED, ""))[0]
+            return self._last.get(native_id, _Seen(JobState.QUEUED)).state
         seen = queue.get(native_id)
         if seen is not None:
             self._last[native_id] = seen
-            if not seen[0].is_final:
-                return seen[0]
-            if seen[0] is JobState.CANCELED:
+            if not seen.state.is_final:
+                return seen.state
+            if seen.state is JobState.CANCELED:
                 return JobState.CANCELED
         # out of the queue (or ended in it) without a final status: a shared file system may
-        # show the file a little later; after status_grace the job failed (killed, node lost...)
+        # show the file a little later, and a launcher the batch system is stopping (node down,
+        # time limit) records its end a moment later. Reporting the end before that could let a
+        # retry of the trial start while the old launcher still writes into the trial directory.
+        # After status_grace the job failed without a record (SIGKILLed, node lost).
         first = self._gone_since.setdefault(native_id, now)
-        if now - first < self.config.status_grace and (seen is None or seen[0] is JobState.COMPLETED):
+        if now - first < self.config.status_grace:
             return JobState.ACTIVE
         return JobState.FAILED
 
     def result(self, handle: JobHandle) -> JobResult:
         workdir = Path(handle.workdir)
+        native_id = handle.native_id
         if (workdir / CANCEL_MARKER).exists():
-            return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {handle.native_id} canceled")
+            return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {native_id} canceled")
         result = script_kind.read_result(workdir)
-        if result.state is JobState.FAILED and "killed by signal" in result.message:
-            self._learn_why_killed(handle.native_id)
-        last_state, reason = self._last.get(handle.native_id, (None, ""))
-        if last_state is JobState.CANCELED:
-            return JobResult(state=JobState.CANCELED,
-                             message=f"{self.executor_name} job {handle.native_id} was canceled")
-        if result.state is JobState.FAILED and reason:
-            result = attrs.evolve(result, message=f"{reason} ({self.executor_name} job {handle.native_id}); "
-                                                  f"{result.message}")
-        elif result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
-            out = self._batch_output(handle.native_id)
-            if out:
-                result = attrs.evolve(result, message=f"{result.message}; batch job output: {out}")
-        return result
+        if result.state is JobState.FAILED:
+            self._learn_end(native_id)
+        last = self._last.get(native_id)
+        if last is not None and last.state is JobState.CANCELED:
+            return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {native_id} was canceled")
+        if result.state is not JobState.FAILED:
+            return result
+        end = SLURM_ENDS.get(last.native) if last is not None and self.executor_name == "slurm" else None
+        if end is not None:
+            why = f" ({last.message})" if last.message else ""
+            return attrs.evolve(result, retryable=end.retryable,
+                                message=f"{end.cause}: {self.executor_name} job {native_id} ended {end.name}{why}; "
+                                        f"{result.message}")
+        if last is not None and last.state is JobState.FAILED and last.message:
+            return attrs.evolve(result, message=f"{last.message} ({self.executor_name} job {native_id}); "
+                                                f"{result.message}")
+        if not result.retryable:
+            return result  # the launcher recorded how the script ended: the script's own failure
+        out = self._batch_output(native_id)
+        output = f"; batch job output: {out}" if out else ""
+        if self._wrapper_finished(native_id):  # the batch script ran to its end: the launcher failed
+            return attrs.evolve(result, retryable=False, message=f"{result.message}{output}")
+        return attrs.evolve(result, retryable=True,
+                            message=f"job vanished: {self.executor_name} job {native_id} ended without a "
+                                    f"record of how; {result.message}{output}")
 
-    def _learn_why_killed(self, native_id: str, patience: float = 10.0) -> None:
-        """A job killed by a signal: ask the queue (a few times, while the batch system finishes
-        it) whether it hit its time limit, ran out of memory, lost its node or was canceled."""
+    def _learn_end(self, native_id: str, patience: float = END_PATIENCE) -> None:
+        """A failed job: ask the queue (a few times, while the batch system finishes it) how it
+        ended: time limit, out of memory, node lost, preempted, canceled... For a Slurm job that
+        already left the queue, ask sacct."""
         if not is_batch(self.executor):
             return
+        last = self._last.get(native_id)
+        if last is not None and last.state.is_final:
+            return
         deadline = time.monotonic() + patience
-        while time.monotonic() < deadline:
+        while True:
             seen = (self._query_queue([native_id]) or {}).get(native_id)
             if seen is None:
+                found = self._sacct_end(native_id)
+                if found is not None:
+                    self._last[native_id] = found
                 return
-            if seen[0].is_final:
+            if seen.state.is_final:
                 self._last[native_id] = seen
                 return
+            if time.monotonic() >= deadline:
+                return
             time.sleep(0.5)
+
+    def _sacct_end(self, native_id: str) -> _Seen | None:
+        """How Slurm's accounting recorded a job's end (None if unknown); without slurmdbd,
+        from the job completion log (``sacct -c``)."""
+        if self.executor_name != "slurm":
+            return None
+        for extra in ([], ["-c"]):
+            try:
+                done = subprocess.run(["sacct", *extra, "-X", "-n", "-P", "-j", native_id, "-o", "State"],
+                                      capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.debug("sacct for job %s: %s", native_id, exc)
+                return None
+            lines = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+            if done.returncode == 0 and lines:
+                code = _SACCT_CODES.get(lines[-1])
+                if code is None:
+                    return None
+                log.debug("job %s left the queue; sacct says %s", native_id, lines[-1])
+                return _Seen(_CODE_STATES[code], native=code)
+        return None
+
+    def _wrapper_finished(self, native_id: str) -> bool:
+        """Whether PSI/J's batch script recorded the launcher's exit code (it ran to its end)."""
+        return (Path(self.config.work_directory).expanduser() / self.executor_name / f"{native_id}.ec").exists()
 
     def _batch_output(self, native_id: str) -> str:
         path = Path(self.config.work_directory).expanduser() / self.executor_name / f"{native_id}.out"
         return script_kind.tail(path, 500)
+
+    def outlives_controller(self, handle: JobHandle) -> bool:
+        """Batch jobs run on the batch system whatever happens to the controller; a resumed
+        scheduler follows them by their job id."""
+        return True
 
     def cancel(self, handle: JobHandle) -> None:
         workdir = Path(handle.workdir)
