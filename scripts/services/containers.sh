@@ -13,6 +13,7 @@
 #      (`podman import` / `docker import`: no registry needed);
 #   5. smoke-tests each engine (output and exit status must come back) and writes what works to
 #      $AID2E_CONTAINERS_HOME/state.json, where the tests and the example find engines and images.
+# Apptainer/Singularity is scripts/services/apptainer.sh's (its state: apptainer.json).
 # Where that is not possible (not root, no apt-get) it says why and exits 0: the tests then skip.
 #
 #   bash scripts/services/containers.sh          set up (or re-check) everything
@@ -136,10 +137,6 @@ if [[ "$WITH_DOCKERD" == 1 ]]; then
     if docker_ok; then docker_status=$(smoke docker -H "unix://$DOCKER_SOCK" run --rm --network=none)
     else docker_status="dockerd is not answering on unix://$DOCKER_SOCK (see $HOME_DIR/dockerd/dockerd.log)"; fi
 fi
-apptainer_status="not installed: Debian 12 has no Apptainer/Singularity package"
-if command -v apptainer >/dev/null || command -v singularity >/dev/null; then
-    apptainer_status=$(smoke "$(command -v apptainer || command -v singularity)" exec "$rootfs")
-fi
 json_str() { python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "$1"; }
 cat > "$STATE.tmp" <<EOF
 {
@@ -147,10 +144,9 @@ cat > "$STATE.tmp" <<EOF
   "rootfs": "$rootfs",
   "docker_host": "unix://$DOCKER_SOCK",
   "podman": $(json_str "$podman_status"),
-  "docker": $(json_str "$docker_status"),
-  "apptainer": $(json_str "$apptainer_status")
+  "docker": $(json_str "$docker_status")
 }
 EOF
 mv "$STATE.tmp" "$STATE"
-say "podman: $podman_status; docker (DOCKER_HOST=unix://$DOCKER_SOCK): $docker_status; apptainer: $apptainer_status"
+say "podman: $podman_status; docker (DOCKER_HOST=unix://$DOCKER_SOCK): $docker_status"
 say "state in $STATE ($(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}') s)"

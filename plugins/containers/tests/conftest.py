@@ -1,8 +1,12 @@
-"""Fixtures for the container tests: the real engines scripts/services/containers.sh set up.
+"""Fixtures for the container tests: the real engines scripts/services/containers.sh and
+scripts/services/apptainer.sh set up.
 
-That script writes ``state.json`` (``$AID2E_CONTAINERS_STATE``, default
-``/var/lib/aid2e-containers/state.json``): the test image, dockerd's socket and, per engine,
-``"ok"`` or why it does not work. Tests needing an engine skip with that reason.
+containers.sh writes ``state.json`` (``$AID2E_CONTAINERS_STATE``, default
+``/var/lib/aid2e-containers/state.json``): the test image, dockerd's socket and, for podman and
+docker, ``"ok"`` or why it does not work. apptainer.sh writes ``apptainer.json`` next to it:
+``"ok"`` or why Apptainer is not usable, its program and the test images (a busybox root
+directory and a SIF built from it). Tests needing an engine skip with that reason (or fail where
+AID2E_REQUIRE names the engine).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 from aid2e.testing.requirements import require
 
 STATE_FILE = Path(os.environ.get("AID2E_CONTAINERS_STATE", "/var/lib/aid2e-containers/state.json"))
+APPTAINER_STATE_FILE = STATE_FILE.with_name("apptainer.json")
 
 #: Reads params.json ({"x": .., "y": ..}) and writes x + y and x * y to $AID2E_RESULT_FILE, with
 #: busybox awk (17 significant digits: the doubles come back exactly).
@@ -30,16 +35,21 @@ SUM_AWK = (
 SUM_COMMAND = ["awk", SUM_AWK, "params.json"]
 
 
-def _state() -> dict:
+def _read(path: Path) -> dict:
     try:
-        return json.loads(STATE_FILE.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
 @pytest.fixture(scope="session")
 def container_state() -> dict:
-    return _state()
+    return _read(STATE_FILE)
+
+
+@pytest.fixture(scope="session")
+def apptainer_state() -> dict:
+    return _read(APPTAINER_STATE_FILE)
 
 
 def _require(state: dict, engine: str) -> None:
@@ -67,9 +77,22 @@ def podman(container_state) -> str:
 
 
 @pytest.fixture
-def apptainer(container_state) -> str:
-    _require(container_state, "apptainer")
-    return "apptainer"
+def apptainer(apptainer_state) -> dict:
+    """apptainer.json: ``executable``, ``rootfs`` (an unpacked image directory), ``sif``."""
+    if not apptainer_state:
+        require("apptainer", False,
+                f"no {APPTAINER_STATE_FILE}: run scripts/services/apptainer.sh (as root) to install Apptainer")
+    status = apptainer_state.get("apptainer", "not set up")
+    require("apptainer", status == "ok", f"apptainer is not usable here: {status}")
+    return apptainer_state
+
+
+@pytest.fixture
+def apptainer_limits(apptainer) -> dict:
+    """Apptainer whose --cpus/--memory (cgroups) work, as apptainer.sh found."""
+    status = apptainer.get("limits", "not checked")
+    require("apptainer", status == "ok", f"apptainer's --cpus/--memory (cgroups) do not work here: {status}")
+    return apptainer
 
 
 @pytest.fixture
@@ -110,6 +133,39 @@ def make_ax_client():
 def sum_command() -> list[str]:
     """A command writing ``{"objective": x + y, "area": x * y}`` (see ``SUM_AWK``)."""
     return list(SUM_COMMAND)
+
+
+@pytest.fixture
+def run_request():
+    """``run_request(request, timeout=60)``: adapt one JobRequest and run it on a JobLibRunner, as
+    the scheduler would; returns its JobResult and trial directory."""
+    import time
+
+    from aid2e_containers import adapt
+    from aid2e_joblib import JobLibRunner
+
+    def run(request, timeout: float = 60.0):
+        runner = JobLibRunner(n_jobs=1)
+        try:
+            handle = runner.submit(adapt(request, runner))
+            deadline = time.time() + timeout
+            while not runner.poll([handle])[handle.native_id].is_final:
+                assert time.time() < deadline, "the container job did not end"
+                runner.wait([handle], 1.0)
+            return runner.result(handle), Path(request.workdir)
+        finally:
+            runner.close()
+
+    return run
+
+
+#: Doubles a string until it holds 256 MiB (busybox awk), then prints its length.
+MEMORY_HOG = ["awk", 'BEGIN { s = "x"; while (length(s) < 268435456) s = s s; print length(s) }']
+
+
+@pytest.fixture
+def memory_hog() -> list[str]:
+    return list(MEMORY_HOG)
 
 
 @pytest.fixture

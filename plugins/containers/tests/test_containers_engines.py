@@ -7,11 +7,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import attrs
 import pytest
 
 from aid2e import AxScheduler
 from aid2e.errors import ConfigError
-from aid2e.types import JobRequest
+from aid2e.types import JobRequest, JobState, Resources
 from aid2e_containers import ContainerJob, adapt
 from aid2e_containers.engines import inspect_oci, resolve_engine
 from aid2e_joblib import JobLibRunner
@@ -222,3 +223,54 @@ def test_canceled_trial_leaves_no_container_running(engine, test_image, tmp_path
         assert name not in still.split(), f"container {name} still exists after cancel"
     finally:
         runner.close()
+
+
+#: The container's own limits, as its cgroup (v1 or v2) mounted at /sys/fs/cgroup shows them.
+OCI_LIMITS = r"""
+if [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+    echo "memory $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+    echo "cpu $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
+else
+    echo "memory $(cat /sys/fs/cgroup/memory.max)"
+    echo "cpu $(cat /sys/fs/cgroup/cpu.max)"
+fi
+echo '{"objective": 0}' > "$AID2E_RESULT_FILE"
+"""
+
+
+def _limits(workdir: Path) -> dict[str, str]:
+    return dict(line.split(" ", 1) for line in (workdir / "stdout.txt").read_text().splitlines())
+
+
+def test_resources_are_applied_to_the_container(engine, test_image, tmp_path, run_request) -> None:
+    """Resources(cpus, memory) become the container's cgroup limits (read inside it); the default
+    Resources() adds no flag and leaves the CPU quota unset."""
+    job = ContainerJob(image=test_image, command=["sh", "-c", OCI_LIMITS], engine=engine)
+    limited = JobRequest(experiment="lim", trial_index=0, parameters={}, job=job, workdir=str(tmp_path / "trial_0"),
+                         resources=Resources(cpus=2, memory="96M"))
+    result, workdir = run_request(limited)
+    assert result.state == JobState.COMPLETED, result.message
+    assert _limits(workdir) == {"memory": str(96 * 1024 ** 2), "cpu": "200000 100000"}
+    default = attrs.evolve(limited, trial_index=1, workdir=str(tmp_path / "trial_1"), resources=Resources())
+    argv = adapt(default, None).job.argv
+    assert not any(a.startswith(("--cpus", "--memory")) for a in argv)
+    result, workdir = run_request(default)
+    assert result.state == JobState.COMPLETED, result.message
+    limits = _limits(workdir)
+    assert limits["cpu"] in ("-1 100000", "max 100000")
+    assert limits["memory"] != str(96 * 1024 ** 2)
+
+
+def test_command_over_its_memory_limit_is_a_failed_trial(engine, test_image, tmp_path, run_request,
+                                                         memory_hog) -> None:
+    """256 MiB of awk string in a 64 MiB container is killed (137); with 1 GiB it completes."""
+    job = ContainerJob(image=test_image, command=memory_hog, engine=engine)
+    small = JobRequest(experiment="oom", trial_index=0, parameters={}, job=job, workdir=str(tmp_path / "trial_0"),
+                       resources=Resources(memory="64M"))
+    result, _ = run_request(small)
+    assert result.state == JobState.FAILED
+    assert "exited with code 137" in result.message, result.message
+    big = attrs.evolve(small, trial_index=1, workdir=str(tmp_path / "trial_1"), resources=Resources(memory="1G"))
+    result, workdir = run_request(big)
+    assert (workdir / "stdout.txt").read_text().strip() == "268435456", result.message
+

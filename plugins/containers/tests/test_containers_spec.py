@@ -15,9 +15,16 @@ import pytest
 from aid2e import serialize
 from aid2e.errors import ConfigError
 from aid2e.plugins import get_plugin_manager
-from aid2e.types import JobRequest, ScriptJob
+from aid2e.types import JobRequest, Resources, ScriptJob
 from aid2e_containers import ContainerJob, adapt, check
-from aid2e_containers.command import apptainer_argv, oci_argv
+from aid2e_containers.command import (
+    apptainer_argv,
+    apptainer_env_file,
+    apptainer_evaluates_env,
+    oci_argv,
+    parse_memory,
+    resource_options,
+)
 from aid2e_containers.engines import Engine, engine_name, inspect_apptainer, resolve_engine
 from aid2e_joblib import JobLibRunner
 
@@ -205,16 +212,98 @@ def test_apptainer_command_line_matches_spythons_construction(tmp_path, monkeypa
     spec = ContainerJob(image="/img.sif", command="sim --x 'a b'", binds=[f"{data}:/data"], gpus=True,
                         options=["--cleanenv"])
     engine = Engine(name="apptainer", executable="/opt/apptainer/bin/apptainer")
-    argv = apptainer_argv(engine, spec, image="/img.sif", trial_dir=str(tmp_path), env=ENV)
-    env_options = ["--pwd", "/aid2e/trial", "--env", "AID2E_PARAMS_FILE=/aid2e/trial/params.json",
-                   "--env", "X=a b;$(c)", "--cleanenv"]
+    argv = apptainer_argv(engine, spec, image="/img.sif", trial_dir=str(tmp_path), env_file="/t/container.env",
+                          resources=Resources(cpus=4, memory="2G"))
+    options = ["--pwd", "/aid2e/trial", "--env-file", "/t/container.env", "--cpus", "4",
+               "--memory", str(2 * 1024 ** 3), "--cleanenv"]
     Client.execute("/img.sif", list(spec.command), bind=[f"{tmp_path}:/aid2e/trial", f"{data}:/data"], nv=True,
-                   options=env_options)
+                   options=options)
     assert captured, "spython did not build a command"
     assert captured[0][0] == "singularity" and argv[0] == "/opt/apptainer/bin/apptainer"
     assert argv[1:] == captured[0][1:]
     assert argv[1:] == ["exec", "--nv", "--bind", f"{tmp_path}:/aid2e/trial", "--bind", f"{data}:/data",
-                        *env_options, "/img.sif", "sim", "--x", "a b"]
+                        *options, "/img.sif", "sim", "--x", "a b"]
+
+
+def _sh_double_quoted(escaped: str) -> str:
+    """What a POSIX shell makes of ``"escaped"``, with no expansion allowed (checks our escaping)."""
+    out, i = [], 0
+    while i < len(escaped):
+        char = escaped[i]
+        if char == "\\" and i + 1 < len(escaped) and escaped[i + 1] in '\\$`"\n':
+            out.append(escaped[i + 1])
+            i += 2
+            continue
+        assert char not in '$`"', f"unescaped {char!r} in {escaped!r}"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("evaluated", [True, False])
+def test_apptainer_env_file_survives_each_evaluation(evaluated) -> None:
+    """Each value comes back exactly after the file is sourced and (unless --no-eval) expanded again
+    (as Apptainer does: it puts the value in double quotes, escaping only those)."""
+    env = {"A": "a b;$(id) `id` $HOME ${X:-y}", "B": 'q"d\'s\\', "C": "x,y=z\nline", "D": ""}
+    text = apptainer_env_file(env, evaluated=evaluated)
+    assert len(text.split('"\n')) == len(env) + 1
+    for key, value in env.items():
+        line = text[text.index(f"{key}=") + len(key) + 2:]
+        quoted = line[:line.index('"\n' if key != "C" else '"\nD=')]
+        once = _sh_double_quoted(quoted)
+        assert (_sh_double_quoted(once.replace('"', '\\"')) if evaluated else once) == value
+    with pytest.raises(ConfigError, match="carriage return"):
+        apptainer_env_file({"E": "a\r\nb"})
+
+
+def test_no_eval_options_turn_off_the_second_escaping() -> None:
+    assert apptainer_evaluates_env(("--cleanenv",))
+    assert not apptainer_evaluates_env(("--no-eval",)) and not apptainer_evaluates_env(("--compat",))
+
+
+# ------------------------------------------------------------------ resources
+@pytest.mark.parametrize("value, size", [("4G", 4 * 1024 ** 3), ("512M", 512 * 1024 ** 2),
+                                         ("1.5g", 3 * 512 * 1024 ** 2), ("4000", 4000 * 1024 ** 2),
+                                         ("2GiB", 2 * 1024 ** 3), ("64MB", 64 * 1024 ** 2), ("4096B", 4096),
+                                         (1 << 30, 1 << 30), (None, None), ("", None)])
+def test_memory_sizes(value, size) -> None:
+    assert parse_memory(value) == size
+
+
+@pytest.mark.parametrize("value", ["lots", "-1G", "0", 0, "4 X", True, 2.5])
+def test_bad_memory_sizes_are_config_errors(value) -> None:
+    with pytest.raises(ConfigError, match="is not a size like '4G'"):
+        parse_memory(value)
+
+
+@pytest.mark.parametrize("name", ["podman", "docker", "apptainer"])
+def test_resources_become_engine_options(name) -> None:
+    engine = Engine(name=name, executable=name)
+    assert resource_options(engine, Resources()) == []
+    assert resource_options(engine, None) == []
+    assert resource_options(engine, Resources(queue="q", walltime="1:00:00", account="a")) == []
+    oci = name != "apptainer"
+    assert resource_options(engine, Resources(cpus=2, memory="2G")) == (
+        ["--cpus=2", f"--memory={2 * 1024 ** 3}"] if oci else ["--cpus", "2", "--memory", str(2 * 1024 ** 3)])
+    assert resource_options(engine, Resources(memory="512M")) == (
+        [f"--memory={512 * 1024 ** 2}"] if oci else ["--memory", str(512 * 1024 ** 2)])
+    with pytest.raises(ConfigError, match="cpus=0 is not a positive number"):
+        resource_options(engine, Resources(cpus=0))
+    with pytest.raises(ConfigError, match="memory 'much' is not a size"):
+        resource_options(engine, Resources(memory="much"))
+
+
+def test_adapt_puts_the_requests_resources_on_the_command_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    _fake_program(tmp_path, "podman")
+    spec = ContainerJob(image="img", command="true", engine="podman", verify_image=False, options=["--cpus=3"])
+    request = JobRequest(experiment="e", trial_index=0, parameters={}, job=spec, workdir=str(tmp_path / "t0"),
+                         resources=Resources(cpus=2, memory="1G"))
+    argv = list(adapt(request, None).job.argv)
+    # ours first, the user's own options after them (the engine takes the last --cpus)
+    assert argv.index("--cpus=2") < argv.index(f"--memory={1024 ** 3}") < argv.index("--cpus=3") < argv.index("true")
+    default = list(adapt(attrs.evolve(request, resources=Resources()), None).job.argv)
+    assert not any(a.startswith(("--cpus=2", "--memory")) for a in default)
 
 
 def test_apptainer_adapt_on_a_fake_apptainer_only_install(tmp_path, monkeypatch) -> None:

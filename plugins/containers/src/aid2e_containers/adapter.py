@@ -5,9 +5,11 @@ engine must be known and installed, its daemon reachable and (unless ``verify_im
 pull policy other than ``never``) the image present; anything else is a one-line ConfigError.
 
 ``adapt(request, runner)`` runs for each trial: it resolves the image to its ID (a SIF file's
-sha256, a directory's real path), builds the engine command line (:mod:`aid2e_containers.command`)
-and returns a script job running it. No backend special-cases containers: joblib runs the engine
-locally, a batch backend runs it on the compute node. The trial's handle keeps
+sha256, a directory's real path), builds the engine command line (:mod:`aid2e_containers.command`,
+with the request's Resources as ``--cpus``/``--memory``; for Apptainer the container's
+environment goes to ``container.env`` in the trial directory) and returns a script job running
+it. No backend special-cases containers: joblib runs the engine locally, a batch backend runs it
+on the compute node. The trial's handle keeps
 ``container_engine``, ``container_image``, ``container_image_id`` (and ``container_image_digest``,
 ``container_name`` when there are such) from the request's labels.
 
@@ -25,7 +27,15 @@ import attrs
 from aid2e.errors import ConfigError
 from aid2e.types import JobRequest, ScriptJob
 
-from .command import apptainer_argv, container_env, container_name, oci_argv
+from .command import (
+    APPTAINER_ENV_FILE,
+    apptainer_argv,
+    apptainer_env_file,
+    apptainer_evaluates_env,
+    container_env,
+    container_name,
+    oci_argv,
+)
 from .engines import Engine, inspect_image, one_line, resolve_engine, run_engine
 from .spec import ContainerJob
 
@@ -46,7 +56,9 @@ def check(spec: ContainerJob, runner: Any) -> None:
             raise ConfigError(f"container bind source {source} does not exist")
     if engine.is_oci:
         _check_oci(engine, spec)
-    elif spec.verify_image:
+        return
+    apptainer_env_file(spec.env)  # a value Apptainer cannot carry is a ConfigError now, not in every trial
+    if spec.verify_image:
         info = inspect_image(engine, spec)
         if info.error and not info.image_id and not spec.image.startswith(("docker://", "oras://", "library://",
                                                                            "shub://", "http://", "https://")):
@@ -91,10 +103,14 @@ def adapt(request: JobRequest, runner: Any) -> JobRequest:
         name = container_name(request.experiment, request.trial_index)
         labels["container_name"] = name
         argv = oci_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env, name=name,
-                        labels={"aid2e.experiment": request.experiment, "aid2e.trial": str(request.trial_index)})
+                        labels={"aid2e.experiment": request.experiment, "aid2e.trial": str(request.trial_index)},
+                        resources=request.resources)
         # a container whose PID 1 ignores SIGTERM outlives its CLI: remove it when canceled
         on_cancel = [*engine.base_argv(), "kill", name]
     else:
-        argv = apptainer_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env=env)
+        env_file = trial_dir / APPTAINER_ENV_FILE
+        env_file.write_text(apptainer_env_file(env, evaluated=apptainer_evaluates_env(spec.options)), encoding="utf-8")
+        argv = apptainer_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env_file=str(env_file),
+                              resources=request.resources)
         on_cancel = []
     return attrs.evolve(request, job=ScriptJob(argv=argv, on_cancel=on_cancel), labels={**request.labels, **labels})
