@@ -136,7 +136,8 @@ class GenTimer:
     * ``gen``: ``GenerationStrategy.gen``, the call every loop uses (aid2e's bridge through
       ``Client.get_next_trials``, Ax's Orchestrator directly);
     * ``next_trials``: ``aid2e.ax_bridge.AxBridge.next_trials`` (gen plus creating the trials);
-    * ``complete``: ``AxBridge.complete`` (Ax's ``complete_trial``: bookkeeping, not generation).
+    * ``complete``: ``AxBridge.complete`` (Ax's ``complete_trial``: bookkeeping, not generation);
+      ``complete_many``: the same for a wave of completions in one data update.
     """
 
     def __init__(self) -> None:
@@ -152,6 +153,7 @@ class GenTimer:
 
             self._wrap(AxBridge, "next_trials", "next_trials")
             self._wrap(AxBridge, "complete", "complete")
+            self.wrap_optional("aid2e.ax_bridge", "AxBridge.complete_many", "complete_many")
         return self
 
     def wrap_optional(self, module: str, path: str, key: str) -> GenTimer:

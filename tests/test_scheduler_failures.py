@@ -84,9 +84,13 @@ def test_failure_rate_stops_launching(make_ax_client, threads, config):
     scheduler.set_objective_function(raises)
     with pytest.raises(aid2e.FailureRateExceededError, match=r"trials failed.*tolerated_failure_rate=0.5"):
         scheduler.run_optimization(max_trials=40)
-    launched = len(scheduler.experiment.trials)
+    launched = len(scheduler.trials)
     assert 3 <= launched <= 5, launched
-    assert all(status == "FAILED" for status, _ in ax_trials(scheduler).values())
+    statuses = ax_trials(scheduler)
+    assert all(statuses[i][0] == "FAILED" for i in scheduler.trials)
+    # quasi-random candidates generated ahead but never launched are abandoned, saying so
+    assert all(status == "ABANDONED" and "not launched" in why
+               for i, (status, why) in statuses.items() if i not in scheduler.trials)
 
 
 def test_some_failures_are_tolerated(make_ax_client, threads, config):

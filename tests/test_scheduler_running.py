@@ -194,7 +194,7 @@ def test_snapshot_written_late_by_the_ax_thread_does_not_hide_newer_records(make
     scheduler = aid2e.AxScheduler(make_ax_client("late"), threads, {**config, "snapshot_interval": 3600})
     scheduler.set_objective_function(lambda x, y: {"objective": x + y})
     scheduler.run_optimization(max_trials=2)
-    taken_at, early_records = time.time(), scheduler._trials_document()
+    taken_at, early_records = time.time(), scheduler._trials_json()
     scheduler.run_optimization(max_trials=2)
     # the late write: two records, captured before trials.json (four records) was written
     _write_snapshot(scheduler._bridge, FileStore(scheduler.experiment_dir), early_records, taken_at)
@@ -214,7 +214,7 @@ def test_trials_generated_but_never_recorded_are_abandoned_on_resume(make_ax_cli
     scheduler.set_objective_function(lambda x, y: {"objective": x + y})
     scheduler.run_optimization(max_trials=2)
     generated, _ = scheduler._bridge.next_trials(1)
-    _write_snapshot(scheduler._bridge, FileStore(scheduler.experiment_dir), scheduler._trials_document(), time.time())
+    _write_snapshot(scheduler._bridge, FileStore(scheduler.experiment_dir), scheduler._trials_json(), time.time())
 
     resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), threads)
     (orphan,) = generated

@@ -225,6 +225,46 @@ class AxBridge:
         raw = {name: (m.mean, m.sem) for name, m in metrics.items()}
         self.client.complete_trial(trial_index=index, raw_data=raw)
 
+    def complete_many(self, outcomes: Mapping[int, Mapping[str, Measurement]]) -> None:
+        """Complete several trials with one update of the experiment's data.
+
+        Ax's ``complete_trial`` merges each trial's data into all the experiment's data (O(n)
+        per call: 8 ms a trial at 1000 trials); a wave of completions is merged once here.
+        Trials lacking a metric of the optimization config go through ``complete_trial``,
+        which decides what that means.
+        """
+        from ax.core.data import Data
+
+        config = self.experiment.optimization_config
+        needed = set(config.metric_names) if config is not None else set()
+        batch = {i: m for i, m in outcomes.items() if needed <= set(m)}
+        for index in outcomes.keys() - batch.keys():
+            self.complete(index, outcomes[index])
+        if len(batch) <= 1:
+            for index, metrics in batch.items():
+                self.complete(index, metrics)
+            return
+        datas = []
+        for index, metrics in batch.items():
+            trial = self.experiment.trials[index]
+            trial._validate_can_attach_data()
+            raw: Any = {name: (m.mean, m.sem) for name, m in metrics.items()}
+            if self.kind == CLIENT:  # as ax.Client.attach_data shapes it: no progression (step NaN)
+                raw = [(float("nan"), raw)]
+            datas.append(trial._raw_evaluations_to_data(raw_data={trial.arm.name: raw}))
+        self.experiment.attach_data(Data.from_multiple_data(datas))
+        for index in batch:
+            self.experiment.trials[index].mark_completed()
+
+    def generation_ignores_data(self) -> bool:
+        """Whether the next candidates come from a generator that does not look at data
+        (quasi-random: Sobol, uniform), so generating them early loses nothing."""
+        try:
+            specs = self._generation_strategy().current_node.generator_specs
+            return bool(specs) and all(spec.generator_enum.value in ("Sobol", "Uniform") for spec in specs)
+        except Exception:  # an unusual node: assume it learns from data
+            return False
+
     def fail(self, index: int, reason: str) -> None:
         trial = self.experiment.trials[index]
         trial.update_run_metadata({"aid2e_failure": reason})

@@ -38,6 +38,8 @@ class AxOwner:
         self._thread: threading.Thread | None = None
         self.generation_seconds = 0.0
         self.generations = 0
+        #: The next candidates come from a quasi-random generator (known after a generation).
+        self.ignores_data = False
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -162,7 +164,7 @@ class AxOwner:
                 count = 0 if ops or stop else self._wanted - len(self._ready)
                 self._generating = count > 0
             try:
-                for function, args in ops:
+                for function, args in _batched(ops):
                     function(self.bridge, *args)
                 if stop:
                     return
@@ -183,7 +185,9 @@ class AxOwner:
         started = time.perf_counter()
         trials, done = self.bridge.next_trials(count)
         elapsed = time.perf_counter() - started
+        ignores_data = self.bridge.generation_ignores_data()
         with self._cond:
+            self.ignores_data = ignores_data
             self.generation_seconds += elapsed
             self.generations += 1
             self._ready.extend(trials.items())
@@ -192,3 +196,18 @@ class AxOwner:
             self._generating = False
             self._cond.notify_all()
         log.debug("generated %d of %d trial(s) in %.3f s", len(trials), count, elapsed)
+
+
+def _batched(ops: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """Merge runs of consecutive reports of a function that has a ``many`` form (e.g. trial
+    completions) into one call of ``many(bridge, [args, ...])``; order is kept."""
+    merged: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    for function, args in ops:
+        many = getattr(function, "many", None)
+        if many is None:
+            merged.append((function, args))
+        elif merged and merged[-1][0] is many:
+            merged[-1][1][0].append(args)
+        else:
+            merged.append((many, ([args],)))
+    return merged

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import attrs
 from .. import atomic
 from ..errors import ConfigError
 from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
+from .worker import call_objective
 
 #: Characters of an exception's text kept in a trial's failure reason.
 MAX_EXCEPTION_TEXT = 1000
@@ -51,20 +51,23 @@ def function_job(function: Callable[..., Any], parameter_names: Iterable[str]) -
 def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResult:
     """Call the function and turn what it returns (or raises) into a :class:`JobResult`.
 
-    Runs inside a backend's worker; never raises for the user's errors.
+    Never raises for the user's errors. Process pools run :func:`aid2e.jobs.worker.call_objective`
+    in the worker instead (it imports nothing of aid2e) and :func:`result_of_call` here.
     """
-    try:
-        if job.call_style == "dict":
-            value = job.function(dict(parameters))
-        else:
-            value = job.function(**parameters)
-    except Exception as exc:
-        text = str(exc)
+    return result_of_call(call_objective(job.function, job.call_style, parameters))
+
+
+def result_of_call(outcome: Any) -> JobResult:
+    """The :class:`JobResult` of what :func:`aid2e.jobs.worker.call_objective` returned."""
+    if not isinstance(outcome, tuple) or not outcome or outcome[0] not in ("value", "raised"):
+        return JobResult(state=JobState.FAILED, message=f"the worker returned {type(outcome).__name__}, "
+                                                        "not the outcome of an objective call")
+    if outcome[0] == "raised":
+        _, name, text, frames = outcome
         if len(text) > MAX_EXCEPTION_TEXT:
             text = f"{text[:MAX_EXCEPTION_TEXT]}... ({len(text)} characters)"
-        frames = "".join(traceback.format_tb(exc.__traceback__)[-2:]).strip()
-        return JobResult(state=JobState.FAILED,
-                         message=f"objective raised {type(exc).__name__}: {text}\n{frames}")
+        return JobResult(state=JobState.FAILED, message=f"objective raised {name}: {text}\n{frames}")
+    value = outcome[1]
     infeasible = infeasible_reason(value)
     if infeasible is not None:
         return JobResult(state=JobState.COMPLETED, infeasible=infeasible)
