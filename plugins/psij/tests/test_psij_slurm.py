@@ -109,6 +109,23 @@ def test_seed_script_example_on_slurm_with_modules_and_options(slurm_cluster, tm
     assert re.search(r"NumCPUs=2\b", shown) and "MinMemoryNode=1G" in shown and "TimeLimit=00:10:00" in shown
 
 
+def test_trial_resources_from_the_scheduler_config_reach_sbatch(slurm_cluster, tmp_path):
+    """config 'resources' (cpus, memory, walltime, queue) override the runner's defaults."""
+    script = tmp_path / "objective.sh"
+    script.write_text('echo \'{"objective": 1.0}\' > "$AID2E_RESULT_FILE"\n')
+    runner = SlurmRunner(partition="no_such_partition", time_limit="00:10:00", memory="1G", cpus_per_task=1)
+    scheduler = aid2e.AxScheduler(ax_client("sized_on_slurm"), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1,
+        "resources": {"cpus": 2, "memory": "300M", "walltime": "00:07:00", "queue": slurm_cluster["partition"]}})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=1)
+    (record,) = scheduler.trials.values()
+    assert record.status == "COMPLETED", record.message
+    shown = subprocess.run(["scontrol", "show", "job", record.handle.native_id], capture_output=True, text=True).stdout
+    assert re.search(r"NumCPUs=2\b", shown) and "MinMemoryNode=300M" in shown and "TimeLimit=00:07:00" in shown
+    assert f"Partition={slurm_cluster['partition']}" in shown
+
+
 def test_sbatch_error_becomes_a_failed_trial_with_its_message(slurm_cluster, tmp_path):
     runner = SlurmRunner(partition="no_such_partition", time_limit="00:10:00")
     scheduler = aid2e.AxScheduler(ax_client("bad_partition"), runner,

@@ -247,13 +247,20 @@ class PsijRunner(Backend):
     def _spec(self, request: JobRequest, workdir: Path) -> Any:
         from psij import JobAttributes, JobSpec, ResourceSpecV1
 
+        # The trial's own resources (scheduler config 'resources') come first, then
+        # sbatch_options, then the runner's arguments.
+        wanted = request.resources
         options = dict(self.config.sbatch_options)
-        queue = options.pop("partition", None) or self.queue
-        account = options.pop("account", None) or self.account
-        duration = parse_walltime(options.pop("time", None)) or self.time_limit
-        memory = parse_memory(options.pop("mem", None)) or self.memory
+        queue = wanted.queue or options.pop("partition", None) or self.queue
+        account = wanted.account or options.pop("account", None) or self.account
+        duration = (parse_walltime(wanted.walltime) or parse_walltime(options.pop("time", None))
+                    or self.time_limit)
+        memory = parse_memory(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
+        cpus = wanted.cpus if wanted.cpus != 1 else cpus
         nodes = int(options.pop("nodes", self.nodes))
+        for key in ("partition", "account", "time", "mem"):
+            options.pop(key, None)
         options.pop("job-name", None)
         name = self._job_name_for(request)
         custom = {f"{self._option_prefix()}.{k}": v for k, v in options.items()}
