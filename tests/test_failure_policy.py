@@ -22,7 +22,11 @@ KILLS_ITS_LAUNCHER_ONCE = """
     if not os.path.exists(marker):
         open(marker, "w").close()
         os.kill(os.getppid(), signal.SIGKILL)   # the job's launcher vanishes, as on a lost node
-        time.sleep(30)
+        time.sleep(1.0)                         # ... but this attempt was only cut off: it comes back
+        json.dump({"objective": -1.0}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+        open(marker + ".late", "w").write(os.environ["AID2E_RESULT_FILE"])
+        raise SystemExit(0)
+    time.sleep(2.0)
     json.dump({"objective": p["x"]}, open(os.environ["AID2E_RESULT_FILE"], "w"))
 """
 
@@ -46,6 +50,10 @@ def test_vanished_job_is_retried_with_max_retries(make_ax_client, threads, confi
     df = scheduler.experiment.lookup_data().df
     assert {int(r.trial_index): r["mean"] for _, r in df.iterrows()} == {
         i: t.arm.parameters["x"] for i, t in scheduler.experiment.trials.items()}
+    for index, record in scheduler.trials.items():  # the retry ran apart from the lost attempt
+        assert record.handle.workdir == str(scheduler.trial_dir(index) / "attempt_2")
+        late = (markers / f"trial_{index}.late").read_text()
+        assert late == str(scheduler.trial_dir(index) / "result.json")  # its late write stayed there
 
 
 def test_vanished_job_fails_without_retries(make_ax_client, threads, config, tmp_path, markers):

@@ -467,6 +467,14 @@ class AxScheduler:
             self._submit(index, job)
         self._save_state()
 
+    def attempt_dir(self, index: int) -> Path:
+        """Where the current attempt of trial ``index`` runs: its trial directory, and for a
+        retry ``trial_<i>/attempt_<n>/``, so an earlier attempt that was given up for lost
+        (a node cut off, not dead) cannot write into the files of the one that replaced it."""
+        attempts = self.trials[index].attempts if index in self.trials else 1
+        base = self.trial_dir(index)
+        return base if attempts <= 1 else base / f"attempt_{attempts}"
+
     def _request(self, index: int, job: Any) -> JobRequest:
         """The (adapted) job request of trial ``index``."""
         request = JobRequest(
@@ -474,7 +482,7 @@ class AxScheduler:
             trial_index=index,
             parameters=dict(self.trials[index].parameters),
             job=job,
-            workdir=str(self.trial_dir(index)),
+            workdir=str(self.attempt_dir(index)),
             resources=self.config.trial_resources(),
         )
         return self._adapt(request)
