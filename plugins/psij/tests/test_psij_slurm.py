@@ -126,6 +126,27 @@ def test_trial_resources_from_the_scheduler_config_reach_sbatch(slurm_cluster, t
     assert f"Partition={slurm_cluster['partition']}" in shown
 
 
+def test_psij_files_of_ended_jobs_are_removed(slurm_cluster, tmp_path):
+    """PSI/J leaves four files per job in its work directory; once a job's result is read they
+    go (a campaign of hundreds of jobs left thousands, and reused job ids met stale exit codes)."""
+    script = tmp_path / "objective.sh"
+    script.write_text('echo \'{"objective": 2.0}\' > "$AID2E_RESULT_FILE"\n')
+    work = tmp_path / "psij-work"
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:05:00",
+                         config={"work_directory": str(work)})
+    scheduler = aid2e.AxScheduler(ax_client("tidy"), runner,
+                                  {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=3)
+    assert [r.status for r in scheduler.trials.values()] == ["COMPLETED"] * 3
+    handles = [r.handle for r in scheduler.trials.values()]
+    assert all(h.extra.get("psij_id") for h in handles)
+    runner.close()  # the last batch scripts write their exit codes just after the launchers end
+    assert sorted(p.name for p in (work / "slurm").iterdir()) == []
+    # the same result again (e.g. asked twice) is the kept one, not a "job vanished"
+    assert runner.result(handles[0]).state.name == "COMPLETED"
+
+
 def test_sbatch_error_becomes_a_failed_trial_with_its_message(slurm_cluster, tmp_path):
     runner = SlurmRunner(partition="no_such_partition", time_limit="00:10:00")
     scheduler = aid2e.AxScheduler(ax_client("bad_partition"), runner,

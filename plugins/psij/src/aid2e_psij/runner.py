@@ -60,6 +60,8 @@ WAIT_STEP = 0.2
 _FIELD_OPTIONS = {"account", "partition", "time", "mem", "cpus-per-task", "nodes", "job-name"}
 #: Seconds a failed job's end state is looked for while the batch system finishes it.
 END_PATIENCE = 10.0
+#: Seconds after a job's result was read that its PSI/J files go even without an exit-code file.
+TIDY_PATIENCE = 600.0
 
 
 class _End(NamedTuple):
@@ -207,6 +209,9 @@ class PsijRunner(Backend):
         self._lock = threading.Lock()
         self._jobs: dict[str, Any] = {}  # native id -> psij Job (this instance's submissions)
         self._last: dict[str, _Seen] = {}  # native id -> how the queue last listed it
+        self._results: dict[str, JobResult] = {}  # native id -> how an ended job ended (read once)
+        self._untidy: dict[str, JobHandle] = {}  # read jobs whose PSI/J files are still there
+        self._untidy_since: dict[str, float] = {}
         self._gone_since: dict[str, float] = {}  # native id -> when it left the queue without status
         self._status_calls = 0
 
@@ -311,7 +316,7 @@ class PsijRunner(Backend):
             self._jobs[native_id] = job
         log.debug("trial %d submitted as %s job %s", request.trial_index, self.executor_name, native_id)
         return JobHandle(backend=self.name, native_id=native_id, workdir=str(workdir), submitted_at=time.time(),
-                         extra={"kind": "script", "executor": self.executor_name})
+                         extra={"kind": "script", "executor": self.executor_name, "psij_id": str(job.id)})
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A batch job submitted for ``request`` by a controller that died before saving its
@@ -350,6 +355,8 @@ class PsijRunner(Backend):
         return self.config.sbatch_options.get("job-name") or f"aid2e-{request.experiment}-{request.trial_index}"
 
     def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
+        if self._untidy:
+            self._tidy()
         if not handles:
             return {}
         if is_batch(self.executor):
@@ -427,6 +434,48 @@ class PsijRunner(Backend):
         return JobState.FAILED
 
     def result(self, handle: JobHandle) -> JobResult:
+        """How the job ended (read once, then kept). PSI/J's own files for the job (batch script,
+        exit-code, output and node files in ``work_directory``) are removed once it is read:
+        hundreds of jobs would leave thousands of them, and a batch system that numbers jobs
+        from 1 again would show a new job an old job's exit code."""
+        kept = self._results.get(handle.native_id)
+        if kept is not None:
+            return kept
+        result = self._result(handle)
+        self._results[handle.native_id] = result
+        self._untidy[handle.native_id] = handle
+        self._tidy()
+        return result
+
+    def _psij_files(self, handle: JobHandle) -> list[Path]:
+        folder = Path(self.config.work_directory).expanduser() / self.executor_name
+        files = [folder / f"{handle.native_id}.{suffix}" for suffix in ("ec", "out", "nodefile")]
+        if handle.extra.get("psij_id"):
+            files.append(folder / f"{handle.extra['psij_id']}.job")
+        return files
+
+    def _tidy(self, *, wait: float = 0.0) -> None:
+        """Remove PSI/J's files of jobs whose result was read, once PSI/J's batch script has
+        written the exit code (it does so just after our launcher ends); jobs that never get
+        one (lost with their node) are let go after ``TIDY_PATIENCE`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            for native_id, handle in list(self._untidy.items()):
+                files = self._psij_files(handle)
+                read_at = self._untidy_since.setdefault(native_id, time.monotonic())
+                if files[0].exists() or time.monotonic() - read_at > TIDY_PATIENCE:
+                    for path in files:
+                        try:
+                            path.unlink(missing_ok=True)
+                        except OSError as exc:
+                            log.debug("cannot remove %s: %s", path, exc)
+                    del self._untidy[native_id]
+                    self._untidy_since.pop(native_id, None)
+            if not self._untidy or time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
+
+    def _result(self, handle: JobHandle) -> JobResult:
         workdir = Path(handle.workdir)
         native_id = handle.native_id
         if (workdir / CANCEL_MARKER).exists():
@@ -510,6 +559,11 @@ class PsijRunner(Backend):
     def _batch_output(self, native_id: str) -> str:
         path = Path(self.config.work_directory).expanduser() / self.executor_name / f"{native_id}.out"
         return script_kind.tail(path, 500)
+
+    def close(self) -> None:
+        """Remove the PSI/J files of the jobs already read (their batch scripts write the exit
+        code a moment after the launcher ends); running jobs are not touched."""
+        self._tidy(wait=2.0)
 
     def outlives_controller(self, handle: JobHandle) -> bool:
         """Batch jobs run on the batch system whatever happens to the controller; a resumed
