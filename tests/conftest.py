@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from aid2e.testing.experiments import sobol_generation_strategy
+from aid2e.testing.experiments import sobol_generation_strategy, unit_square_ax_client
 
 pytest_plugins = ["aid2e.testing.fixtures"]
 
@@ -16,21 +14,7 @@ def make_ax_client():
     """``make_ax_client(name, objectives=("objective",), sobol=True)``: an AxClient on x, y in [0, 1]."""
 
     def make(name="exp", objectives=("objective",), sobol=True, minimize=True):
-        from ax.service.ax_client import AxClient, ObjectiveProperties
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            client = AxClient(generation_strategy=sobol_generation_strategy() if sobol else None,
-                              verbose_logging=False, random_seed=1)
-        client.create_experiment(
-            name=name,
-            parameters=[
-                {"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-                {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-            ],
-            objectives={o: ObjectiveProperties(minimize=minimize) for o in objectives},
-        )
-        return client
+        return unit_square_ax_client(name, objectives=objectives, sobol=sobol, minimize=minimize, seed=1)
 
     return make
 

@@ -211,3 +211,23 @@ def test_aid2e_resume_command_exits_130_on_ctrl_c_saying_how_to_resume(make_ax_c
     saved = json.loads((Path(where) / "trials.json").read_text())["scheduler"]["trials"]
     # each launched trial ran exactly once: the ones left running were followed, not run again
     assert runs(log) == Counter(t["index"] for t in saved)
+
+
+def test_ctrl_c_in_a_batch_abandons_the_batch_trials_not_yet_launched(make_ax_client, threads, config):
+    started = []
+
+    def slow(x, y):
+        started.append(x)
+        time.sleep(0.5)
+        return {"objective": x + y}
+
+    scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_batch"), threads, {**config, "max_parallel_trials": 2})
+    scheduler.set_objective_function(slow)
+    signal_when(lambda: len(started) == 2, signal.SIGINT)
+    with pytest.raises(CampaignInterrupted):
+        with scheduler.batch_trial_context() as batch:
+            for i in range(5):
+                batch.add_trial({"x": i / 10, "y": 0.5})
+    statuses = [t.status.name for t in scheduler.experiment.trials.values()]
+    assert statuses == ["COMPLETED"] * 2 + ["ABANDONED"] * 3
+    assert all("not launched: Ctrl-C" in scheduler.experiment.trials[i].status_reason for i in (2, 3, 4))

@@ -361,6 +361,8 @@ class AxScheduler:
                         if not wants_more:
                             if stop is not None:
                                 self._offer_cancel(stop, signals)
+                                for index, _parameters in pending or ():  # given trials never launched
+                                    self._ax(_abandon, index, f"not launched: {stop.signal} stopped the run")
                             return stop
                         if pending is None and owner.idle_without_candidates and not owner.exhausted:
                             raise Aid2eError(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 import pytest
@@ -103,28 +102,10 @@ def test_image(container_state) -> str:
 @pytest.fixture
 def make_ax_client():
     """``make_ax_client(name, parameters=None)``: an AxClient with Sobol only, x and y in [0, 1]."""
+    from aid2e.testing.experiments import unit_square_ax_client
 
     def make(name="ctr", parameters=None, objectives=("objective",)):
-        from ax.adapter.registry import Generators
-        from ax.generation_strategy.generation_node import GenerationStep
-        from ax.generation_strategy.generation_strategy import GenerationStrategy
-        from ax.service.ax_client import AxClient, ObjectiveProperties
-
-        strategy = GenerationStrategy(
-            nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1, max_parallelism=None)]
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            client = AxClient(generation_strategy=strategy, verbose_logging=False, random_seed=3)
-        client.create_experiment(
-            name=name,
-            parameters=parameters or [
-                {"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-                {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-            ],
-            objectives={o: ObjectiveProperties(minimize=True) for o in objectives},
-        )
-        return client
+        return unit_square_ax_client(name, parameters=parameters or ("x", "y"), objectives=objectives, seed=3)
 
     return make
 

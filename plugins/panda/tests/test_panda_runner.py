@@ -16,7 +16,6 @@ import logging
 import subprocess
 import tarfile
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -400,24 +399,10 @@ def test_plugins_list_shows_panda_active():
 # ------------------------------------------------------------------ end to end
 @pytest.fixture
 def make_ax_client_panda():
-    def make(name):
-        from ax.adapter.registry import Generators
-        from ax.generation_strategy.generation_node import GenerationStep
-        from ax.generation_strategy.generation_strategy import GenerationStrategy
-        from ax.service.ax_client import AxClient, ObjectiveProperties
+    from aid2e.testing.experiments import unit_square_ax_client
 
-        strategy = GenerationStrategy(nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1,
-                                                            max_parallelism=None)])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            client = AxClient(generation_strategy=strategy, verbose_logging=False, random_seed=1)
-        client.create_experiment(
-            name=name,
-            parameters=[{"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-                        {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"}],
-            objectives={"objective": ObjectiveProperties(minimize=True)},
-        )
-        return client
+    def make(name):
+        return unit_square_ax_client(name, seed=1)
 
     return make
 

@@ -152,21 +152,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def ax_client(name):
-    import warnings
+    from aid2e.testing.experiments import unit_square_ax_client
 
-    from ax.service.ax_client import AxClient, ObjectiveProperties
-
-    from aid2e.testing.experiments import sobol_generation_strategy
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = AxClient(generation_strategy=sobol_generation_strategy(), verbose_logging=False, random_seed=5)
-    client.create_experiment(
-        name=name,
-        parameters=[{"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"}],
-        objectives={"objective": ObjectiveProperties(minimize=True)},
-    )
-    return client
+    return unit_square_ax_client(name, parameters=("x",), seed=5)
 
 
 def squeue_field(job_id: str, field: str) -> str:

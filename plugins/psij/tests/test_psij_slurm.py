@@ -10,33 +10,20 @@ import subprocess
 import textwrap
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 
 import aid2e
 from aid2e.errors import CampaignInterrupted
+from aid2e.testing.experiments import unit_square_ax_client
 from aid2e_psij import SlurmRunner
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def ax_client(name):
-    from ax.service.ax_client import AxClient, ObjectiveProperties
-
-    from aid2e.testing.experiments import sobol_generation_strategy
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        client = AxClient(generation_strategy=sobol_generation_strategy(), verbose_logging=False, random_seed=3)
-    client.create_experiment(
-        name=name,
-        parameters=[{"name": "x", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"},
-                    {"name": "y", "type": "range", "bounds": [0.0, 1.0], "value_type": "float"}],
-        objectives={"objective": ObjectiveProperties(minimize=True)},
-    )
-    return client
+    return unit_square_ax_client(name, seed=3)
 
 
 def objective_function(parameterization):
