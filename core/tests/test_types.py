@@ -100,3 +100,29 @@ def test_job_result_needs_a_final_state(state):
 def test_job_result_final_states(state):
     assert state.is_final
     assert JobResult(state=state, message="m").state is state
+
+
+@pytest.mark.parametrize("memory, mb", [("512M", 512), ("8G", 8192), ("8g", 8192), ("4000", 4000),
+                                        ("2048K", 2), ("1T", 1024 * 1024), (None, None)])
+def test_resources_memory_in_mb(memory, mb):
+    from aid2e.types import Resources
+
+    assert Resources(memory=memory).memory_mb() == mb
+
+
+@pytest.mark.parametrize("walltime, seconds", [("30", 1800), ("30:15", 1815), ("02:00:00", 7200),
+                                               ("1-02", 93600), ("1-02:30", 95400), ("1-00:00:30", 86430),
+                                               (None, None)])
+def test_resources_walltime_read_as_slurm_reads_time(walltime, seconds):
+    from aid2e.types import Resources
+
+    assert Resources(walltime=walltime).walltime_seconds() == seconds
+
+
+def test_resources_bad_sizes_say_what_is_wrong():
+    from aid2e.types import Resources
+
+    with pytest.raises(ValueError, match="is not a size like"):
+        Resources(memory="lots").memory_mb()
+    with pytest.raises(ValueError, match="is not like '02:00:00'"):
+        Resources(walltime="2h").walltime_seconds()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Union
 
@@ -56,6 +57,33 @@ class Resources:
     queue: str | None = None
     account: str | None = None
     extra: dict[str, str] = field(factory=dict)
+
+    def memory_mb(self) -> int | None:
+        """``memory`` in MB (``"512M"``, ``"8G"``, ``"1T"``, ``"2048K"``; a bare number is MB,
+        as sbatch reads it); None when not set."""
+        if self.memory is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)\s*", str(self.memory), flags=re.IGNORECASE)
+        if not match:
+            raise ValueError(f"memory {self.memory!r} is not a size like '512M' or '8G'")
+        scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2).upper()]
+        return max(1, int(int(match.group(1)) * scale))
+
+    def walltime_seconds(self) -> int | None:
+        """``walltime`` in seconds, read as Slurm reads ``--time``: ``MM``, ``MM:SS``,
+        ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``; None when not set."""
+        if self.walltime is None:
+            return None
+        match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", str(self.walltime))
+        if not match:
+            raise ValueError(f"walltime {self.walltime!r} is not like '02:00:00' or '1-00:00:00'")
+        days, first, second, third = match.groups()
+        if days is not None:  # D-HH[:MM[:SS]]
+            hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
+            return int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
+        if third is not None:  # HH:MM:SS
+            return int(first) * 3600 + int(second) * 60 + int(third)
+        return int(first) * 60 + int(second or 0)  # MM or MM:SS
 
 
 # ---------------------------------------------------------------- job specs

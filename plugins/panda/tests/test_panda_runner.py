@@ -103,6 +103,29 @@ def test_submit_builds_a_prun_task_with_the_sandbox(server, init_env, tmp_path):
     assert server.calls("job/get_metadata_for_analysis_jobs") == 1
 
 
+def test_trial_resources_override_the_runner_knobs(server, init_env, tmp_path):
+    """config 'resources' (cpus, memory, walltime, queue) reach the task as prun would set them."""
+    import attrs
+
+    from aid2e.types import Resources
+
+    path = _script(tmp_path, "write({'objective': 1.0})\n")
+    runner = PanDARunner(queue="BNL_PanDA_1", init_env=init_env, max_walltime=7200, core_count=4,
+                         total_memory=8000, config=FAST)
+    runner.start()
+    wanted = Resources(cpus=8, memory="16G", walltime="1-00:00:00", queue="CERN_EIC")
+    handle = runner.submit(attrs.evolve(_request(tmp_path, 1, path), resources=wanted))
+    params = server.tasks[int(handle.native_id)]["params"]
+    assert (params["maxWalltime"], params["coreCount"], params["ramCount"], params["site"]) == (
+        86400, 8, 16384, "CERN_EIC")
+    assert "--nCore 8 " in params["cliParams"] and "--memory 16384 " in params["cliParams"]
+    untouched = runner.submit(_request(tmp_path, 2, path))  # the default Resources() changes nothing
+    params = server.tasks[int(untouched.native_id)]["params"]
+    assert (params["maxWalltime"], params["coreCount"], params["ramCount"], params["site"]) == (
+        7200, 4, 8000, "BNL_PanDA_1")
+    runner.close()
+
+
 def test_init_env_can_be_a_script_file(server, init_env, tmp_path):
     setup = tmp_path / "setup.sh"
     setup.write_text(init_env + "\nexport DETECTOR=epic_craterlake\n")

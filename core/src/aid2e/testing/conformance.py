@@ -365,6 +365,9 @@ class BackendConformance:
         try:
             handle = first.submit(self.make_request(tmp_path, 0, path))
             submitted = time.monotonic()
+            assert first.outlives_controller(handle) is True, (
+                "outlives_controller() must say True for a job that outlives its submitter (a first "
+                "Ctrl-C then leaves it running for a resumed scheduler instead of waiting for it)")
         finally:
             first.close()
         second = self.make_backend()

@@ -40,7 +40,7 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
-from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
+from aid2e.types import JobHandle, JobRequest, JobResult, JobState, Resources, ScriptJob
 
 from . import auth, sandbox
 from .client import PandaAPI, PandaServerError, check_urls
@@ -248,7 +248,7 @@ class PanDARunner(Backend):
                 raise SubmitError(f"could not pack the sandbox of {workdir}: {exc}") from None
             try:
                 self.api.upload(str(archive))
-                params = self.task_params(task_name, archive_name)
+                params = self.task_params(task_name, archive_name, request.resources)
                 task_id = self.api.submit_task(params)
             except PandaServerError as exc:
                 raise SubmitError(str(exc)) from None
@@ -262,11 +262,21 @@ class PanDARunner(Backend):
         self._canceled.discard(handle.native_id)
         return handle
 
-    def task_params(self, task_name: str, archive_name: str) -> dict[str, Any]:
+    def task_params(self, task_name: str, archive_name: str, resources: Resources | None = None) -> dict[str, Any]:
         """Task parameters in the form prun builds for ``prun --exec "bash aid2e_panda_job.sh"
-        --noBuild --nJobs 1`` with the sandbox already uploaded."""
+        --noBuild --nJobs 1`` with the sandbox already uploaded. The trial's ``resources``
+        (scheduler config 'resources': cpus, memory, walltime, queue) override the runner's
+        ``core_count``, ``total_memory``, ``max_walltime`` and ``queue``."""
         from pandaclient import PandaToolsPkgInfo, PsubUtils
 
+        wanted = resources or Resources()
+        try:
+            cores = wanted.cpus if wanted.cpus != 1 else self.core_count
+            memory = wanted.memory_mb() or self.total_memory
+            walltime = wanted.walltime_seconds() or self.max_walltime
+        except ValueError as exc:
+            raise SubmitError(f"config 'resources': {exc}") from None
+        site = wanted.queue or self.queue
         client = self.api.client
         match = re.search(r"(http.*://[^/]+)/", client.baseURLSSL)
         log_ds = re.sub("/$", ".log/", task_name)
@@ -280,18 +290,18 @@ class PanDARunner(Backend):
             "transPath": "runGen-00-00-02",
             "processingType": f"panda-client-{PandaToolsPkgInfo.release_version}-jedi-run",
             "prodSourceLabel": "user",
-            "site": self.queue,
+            "site": site,
             "cloud": self.cloud,
             "excludedSite": [],
             "includedSite": None,
             "cliParams": f"prun --exec {sandbox.EXEC!r} --outDS {task_name} --noBuild --nJobs 1 "
-                         f"--site {self.queue} --maxWalltime {self.max_walltime} --nCore {self.core_count} "
-                         f"--memory {self.total_memory} --vo {self.vo}",
+                         f"--site {site} --maxWalltime {walltime} --nCore {cores} "
+                         f"--memory {memory} --vo {self.vo}",
             "noEmail": True,
             "nMaxFilesPerJob": 200,
-            "maxWalltime": self.max_walltime,
-            "coreCount": self.core_count,
-            "ramCount": self.total_memory,
+            "maxWalltime": walltime,
+            "coreCount": cores,
+            "ramCount": memory,
             "ramCountUnit": "MBPerCoreFixed",
             "respectSplitRule": True,
             "maxAttempt": self.config.max_attempt,
