@@ -718,12 +718,6 @@ class AxScheduler:
                               failed=counts["FAILED"], best=self._best_text())
 
     # ------------------------------------------------------------ persistence
-    def _state_document(self) -> dict[str, Any]:
-        return _state_document(self._bridge_or_error(), self._trials_document())
-
-    def _trials_document(self) -> dict[str, Any]:
-        return json.loads(self._trials_json())
-
     def _trials_json(self) -> str:
         """The scheduler part of the state (config, runner, objective, every trial's record) as
         JSON text. A finished trial's record never changes, so its text is made once and reused:
@@ -803,7 +797,8 @@ class AxScheduler:
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
-        atomic.write_bytes(path, json.dumps(self._state_document()).encode())
+        text = _document_json(self._trials_json(), time.time(), self._bridge_or_error().snapshot())
+        atomic.write_bytes(path, text.encode())
 
     def load_experiment(self, path: str) -> None:
         """Load what :meth:`save_experiment` wrote, or a run's saved state (its experiment
@@ -828,7 +823,8 @@ class AxScheduler:
             record = _record_from_json(data)
             bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
             self.trials[record.index] = record
-        bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
+        if state.ax.get("data") is None:  # format 1: Ax's own snapshot kept 10 decimals
+            bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
         # Trials Ax generated after the last record was saved never ran (records are saved before
         # submission): abandon them so they do not stay pending in Ax for ever.
         for index in bridge.unfinished_trials():
@@ -959,21 +955,11 @@ def _abandon(bridge: Any, index: int, reason: str) -> None:
     bridge.abandon(index, reason)
 
 
-def _state_document(bridge: Any, trials_document: dict[str, Any], captured_at: float | None = None) -> dict[str, Any]:
-    """The one-file state: Ax's snapshot and the trial records. ``saved_at`` is when the trial
-    records were taken (``captured_at``), not when the file was written: the Ax thread writes
-    snapshots later, and ``trials.json`` written in between must still count as newer."""
-    return {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "saved_at": time.time() if captured_at is None else captured_at,
-        "scheduler": trials_document,
-        "ax": bridge.snapshot(),
-    }
-
-
 def _document_json(records_json: str, saved_at: float, ax: Any = None) -> str:
-    """A state file's text around the scheduler part ``records_json`` (already JSON)."""
+    """A state file's text around the scheduler part ``records_json`` (already JSON), with Ax's
+    snapshot ``ax`` when given. ``saved_at`` is when the trial records were taken, not when the
+    file is written: the Ax thread writes snapshots later, and a ``trials.json`` written in
+    between must still count as newer."""
     head = json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, "saved_at": saved_at})[:-1]
     tail = "" if ax is None else f', "ax": {json.dumps(ax)}'
     return f'{head}, "scheduler": {records_json}{tail}}}'
