@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Union
 
 from attrs import field, frozen
 
+from .errors import ConfigError
+
 #: A parameter value as Ax hands it out.
 ParameterValue = Union[bool, int, float, str]
 
@@ -59,15 +61,9 @@ class Resources:
     extra: dict[str, str] = field(factory=dict)
 
     def memory_mb(self) -> int | None:
-        """``memory`` in MB (``"512M"``, ``"8G"``, ``"1T"``, ``"2048K"``; a bare number is MB,
-        as sbatch reads it); None when not set."""
-        if self.memory is None:
-            return None
-        match = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)\s*", str(self.memory), flags=re.IGNORECASE)
-        if not match:
-            raise ValueError(f"memory {self.memory!r} is not a size like '512M' or '8G'")
-        scale = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[match.group(2).upper()]
-        return max(1, int(int(match.group(1)) * scale))
+        """``memory`` in MB (see :func:`memory_bytes`); None when not set."""
+        size = memory_bytes(self.memory)
+        return None if size is None else max(1, size // 1024 ** 2)
 
     def walltime_seconds(self) -> int | None:
         """``walltime`` in seconds, read as Slurm reads ``--time``: ``MM``, ``MM:SS``,
@@ -76,7 +72,7 @@ class Resources:
             return None
         match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", str(self.walltime))
         if not match:
-            raise ValueError(f"walltime {self.walltime!r} is not like '02:00:00' or '1-00:00:00'")
+            raise ConfigError(f"walltime {self.walltime!r} is not like '02:00:00' or '1-00:00:00'")
         days, first, second, third = match.groups()
         if days is not None:  # D-HH[:MM[:SS]]
             hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
@@ -84,6 +80,30 @@ class Resources:
         if third is not None:  # HH:MM:SS
             return int(first) * 3600 + int(second) * 60 + int(third)
         return int(first) * 60 + int(second or 0)  # MM or MM:SS
+
+
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?(B?)\s*", re.IGNORECASE)
+
+
+def memory_bytes(value: Any) -> int | None:
+    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5G"``, ``"4000"`` (MB, as sbatch reads it),
+    ``"4096B"`` or an int of bytes; None for None or ``""``. The one reader of memory sizes
+    (``Resources.memory``, the container engines' limits)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value > 0:
+            return value
+    elif isinstance(value, str):
+        match = _MEMORY.fullmatch(value)
+        if match:
+            number, unit, only_bytes = float(match.group(1)), (match.group(2) or "").upper(), match.group(3)
+            if not unit:
+                unit = "" if only_bytes else "M"
+            size = int(number * 1024 ** {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}[unit])
+            if size > 0:
+                return size
+    raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
 
 
 # ---------------------------------------------------------------- job specs

@@ -15,14 +15,13 @@ import pytest
 from aid2e import serialize
 from aid2e.errors import ConfigError
 from aid2e.plugins import get_plugin_manager
-from aid2e.types import JobRequest, Resources, ScriptJob
+from aid2e.types import JobRequest, Resources, ScriptJob, memory_bytes
 from aid2e_containers import ContainerJob, adapt, check
 from aid2e_containers.command import (
     apptainer_argv,
     apptainer_env_file,
     apptainer_evaluates_env,
     oci_argv,
-    parse_memory,
     resource_options,
 )
 from aid2e_containers.engines import Engine, engine_name, inspect_apptainer, resolve_engine
@@ -267,13 +266,13 @@ def test_no_eval_options_turn_off_the_second_escaping() -> None:
                                          ("2GiB", 2 * 1024 ** 3), ("64MB", 64 * 1024 ** 2), ("4096B", 4096),
                                          (1 << 30, 1 << 30), (None, None), ("", None)])
 def test_memory_sizes(value, size) -> None:
-    assert parse_memory(value) == size
+    assert memory_bytes(value) == size
 
 
 @pytest.mark.parametrize("value", ["lots", "-1G", "0", 0, "4 X", True, 2.5])
 def test_bad_memory_sizes_are_config_errors(value) -> None:
     with pytest.raises(ConfigError, match="is not a size like '4G'"):
-        parse_memory(value)
+        memory_bytes(value)
 
 
 @pytest.mark.parametrize("name", ["podman", "docker", "apptainer"])

@@ -43,6 +43,7 @@ from typing import Any
 
 from aid2e.errors import ConfigError
 from aid2e.jobs.script import PARAMS_FILE, RESULT_FILE
+from aid2e.types import memory_bytes
 
 from .engines import Engine
 from .spec import TRIAL_MOUNT, ContainerJob
@@ -69,29 +70,6 @@ def container_name(experiment: str, trial_index: int) -> str:
 
 #: The file in the trial directory that carries the container's environment to Apptainer.
 APPTAINER_ENV_FILE = "container.env"
-_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?(B?)\s*", re.IGNORECASE)
-
-
-def parse_memory(value: Any) -> int | None:
-    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5G"``, ``"4000"`` (MB, as sbatch reads it), ``"4096B"``
-    or an int of bytes."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value > 0:
-            return value
-    elif isinstance(value, str):
-        match = _MEMORY.fullmatch(str(value))
-        if match:
-            number, unit, only_bytes = float(match.group(1)), (match.group(2) or "").upper(), match.group(3)
-            if not unit:
-                unit = "" if only_bytes else "M"
-            size = int(number * 1024 ** {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}[unit])
-            if size > 0:
-                return size
-    raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
-
-
 def resource_options(engine: Engine, resources: Any) -> list[str]:
     """The engine's limits for a trial's Resources; the default ``Resources()`` gives none."""
     if resources is None:
@@ -99,7 +77,7 @@ def resource_options(engine: Engine, resources: Any) -> list[str]:
     cpus = getattr(resources, "cpus", 1)
     if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
         raise ConfigError(f"resources cpus={cpus!r} is not a positive number of CPUs")
-    memory = parse_memory(getattr(resources, "memory", None))
+    memory = memory_bytes(getattr(resources, "memory", None))
     options = []
     if cpus != 1:
         count = f"{cpus:g}"

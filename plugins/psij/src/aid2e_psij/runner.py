@@ -40,7 +40,7 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
-from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
+from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, memory_bytes
 
 from .executors import EXECUTORS, is_batch, make_executor
 
@@ -258,9 +258,10 @@ class PsijRunner(Backend):
         options = dict(self.config.sbatch_options)
         queue = wanted.queue or options.pop("partition", None) or self.queue
         account = wanted.account or options.pop("account", None) or self.account
-        duration = (parse_walltime(wanted.walltime) or parse_walltime(options.pop("time", None))
-                    or self.time_limit)
-        memory = parse_memory(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
+        seconds = wanted.walltime_seconds()
+        duration = timedelta(seconds=seconds) if seconds else (parse_walltime(options.pop("time", None))
+                                                               or self.time_limit)
+        memory = memory_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
         cpus = wanted.cpus if wanted.cpus != 1 else cpus
         nodes = int(options.pop("nodes", self.nodes))
