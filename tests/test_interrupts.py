@@ -54,6 +54,21 @@ def runs(log: Path) -> Counter:
     return Counter(int(line) for line in log.read_text().split()) if log.exists() else Counter()
 
 
+def function_campaign(make_ax_client, runner, config, name, seconds):
+    """A scheduler (2 in flight) whose function objective sleeps ``seconds``; ``started`` lists
+    the calls that began."""
+    started = []
+
+    def slow(x, y):
+        started.append(x)
+        time.sleep(seconds)
+        return {"objective": x + y}
+
+    scheduler = aid2e.AxScheduler(make_ax_client(name), runner, {**config, "max_parallel_trials": 2})
+    scheduler.set_objective_function(slow)
+    return scheduler, slow, started
+
+
 @pytest.fixture
 def script_campaign(make_ax_client, tmp_path, monkeypatch):
     log = tmp_path / "runs.log"
@@ -95,15 +110,7 @@ def test_first_ctrl_c_leaves_script_jobs_running_and_resume_collects_them(
 
 
 def test_first_ctrl_c_waits_for_function_jobs(make_ax_client, threads, config):
-    started = []
-
-    def slow(x, y):
-        started.append(x)
-        time.sleep(1.0)
-        return {"objective": x + y}
-
-    scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_functions"), threads, {**config, "max_parallel_trials": 2})
-    scheduler.set_objective_function(slow)
+    scheduler, _, started = function_campaign(make_ax_client, threads, config, "ctrl_c_functions", 1.0)
     signal_when(lambda: len(started) == 2, signal.SIGINT)
     with pytest.raises(CampaignInterrupted) as caught:
         scheduler.run_optimization(max_trials=6)
@@ -112,15 +119,7 @@ def test_first_ctrl_c_waits_for_function_jobs(make_ax_client, threads, config):
 
 
 def test_second_ctrl_c_cancels_the_running_jobs(make_ax_client, threads, config):
-    started = []
-
-    def slow(x, y):
-        started.append(x)
-        time.sleep(3.0)
-        return {"objective": x + y}
-
-    scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_twice"), threads, {**config, "max_parallel_trials": 2})
-    scheduler.set_objective_function(slow)
+    scheduler, _, started = function_campaign(make_ax_client, threads, config, "ctrl_c_twice", 3.0)
     sent = signal_when(lambda: len(started) == 2, signal.SIGINT, signal.SIGINT)
     with pytest.raises(CampaignInterrupted) as caught:
         scheduler.run_optimization(max_trials=6)
@@ -155,17 +154,7 @@ def test_second_ctrl_c_at_a_terminal_cancels_the_scripts_left_running(
 
 
 def test_sigterm_leaves_scripts_and_reruns_functions_on_resume(make_ax_client, threads, config):
-    calls = Counter()
-    started = []
-
-    def slow(x, y):
-        calls[round(x, 12)] += 1
-        started.append(x)
-        time.sleep(1.0)
-        return {"objective": x + y}
-
-    scheduler = aid2e.AxScheduler(make_ax_client("sigterm"), threads, {**config, "max_parallel_trials": 2})
-    scheduler.set_objective_function(slow)
+    scheduler, slow, started = function_campaign(make_ax_client, threads, config, "sigterm", 1.0)
     signal_when(lambda: len(started) == 2, signal.SIGTERM)
     with pytest.raises(CampaignInterrupted, match="SIGTERM: .*2 function trial"):
         scheduler.run_optimization(max_trials=6)
@@ -214,15 +203,7 @@ def test_aid2e_resume_command_exits_130_on_ctrl_c_saying_how_to_resume(make_ax_c
 
 
 def test_ctrl_c_in_a_batch_abandons_the_batch_trials_not_yet_launched(make_ax_client, threads, config):
-    started = []
-
-    def slow(x, y):
-        started.append(x)
-        time.sleep(0.5)
-        return {"objective": x + y}
-
-    scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_batch"), threads, {**config, "max_parallel_trials": 2})
-    scheduler.set_objective_function(slow)
+    scheduler, _, started = function_campaign(make_ax_client, threads, config, "ctrl_c_batch", 0.5)
     signal_when(lambda: len(started) == 2, signal.SIGINT)
     with pytest.raises(CampaignInterrupted):
         with scheduler.batch_trial_context() as batch:

@@ -152,3 +152,20 @@ def memory_hog() -> list[str]:
 @pytest.fixture
 def scheduler_config(tmp_path) -> dict:
     return {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 2}
+
+
+def assert_sum_campaign(scheduler, *, trials: int, engine: str, image: str, image_id: str) -> None:
+    """A campaign of ``sum_command`` trials: each COMPLETED with exactly ``x + y`` and ``x * y``,
+    its handle naming engine, image and resolved image ID, and those IDs in the saved state."""
+    assert len(scheduler.trials) == trials
+    for record in scheduler.trials.values():
+        assert record.status == "COMPLETED", record.message
+        x, y = record.parameters["x"], record.parameters["y"]
+        assert record.metrics["objective"].mean == x + y
+        assert record.metrics["area"].mean == x * y
+        extra = record.handle.extra
+        assert extra["container_engine"] == engine
+        assert extra["container_image"] == image
+        assert extra["container_image_id"] == image_id
+    saved = json.loads((scheduler.experiment_dir / "experiment.json").read_text())
+    assert image_id in json.dumps(saved)

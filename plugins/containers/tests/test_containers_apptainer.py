@@ -19,6 +19,8 @@ from aid2e.types import JobRequest, JobState, Resources
 from aid2e_containers import ContainerJob, adapt
 from aid2e_joblib import JobLibRunner
 
+from .conftest import assert_sum_campaign
+
 pytestmark = pytest.mark.timeout(180)
 
 #: What a trial's limits look like from inside: this process's memory and cpu cgroups (v1 hybrid or
@@ -64,19 +66,7 @@ def test_trial_values_exact_and_image_identity(image, sum_command, make_ax_clien
     scheduler.set_container_objective(image, sum_command)
     scheduler.run_optimization(max_trials=5)
     runner.close()
-    image_id = _expected_id(image)
-    assert len(scheduler.trials) == 5
-    for record in scheduler.trials.values():
-        assert record.status == "COMPLETED", record.message
-        x, y = record.parameters["x"], record.parameters["y"]
-        assert record.metrics["objective"].mean == x + y
-        assert record.metrics["area"].mean == x * y
-        extra = record.handle.extra
-        assert extra["container_engine"] == "apptainer"
-        assert extra["container_image"] == image
-        assert extra["container_image_id"] == image_id
-    saved = json.loads((scheduler.experiment_dir / "experiment.json").read_text())
-    assert image_id in json.dumps(saved)
+    assert_sum_campaign(scheduler, trials=5, engine="apptainer", image=image, image_id=_expected_id(image))
 
 
 def test_engine_is_guessed_from_a_sif_or_directory_image(image, sum_command, make_ax_client,

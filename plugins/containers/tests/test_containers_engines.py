@@ -17,6 +17,8 @@ from aid2e_containers import ContainerJob, adapt
 from aid2e_containers.engines import inspect_oci, resolve_engine
 from aid2e_joblib import JobLibRunner
 
+from .conftest import assert_sum_campaign
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -40,20 +42,10 @@ def test_seed_container_example_values_exact(engine, test_image, sum_command, ma
     runner.close()
     image_id = _engine_image_id(engine, test_image)
     assert image_id.startswith("sha256:")
-    assert len(scheduler.trials) == 6
-    for record in scheduler.trials.values():
-        assert record.status == "COMPLETED", record.message
-        x, y = record.parameters["x"], record.parameters["y"]
-        assert record.metrics["objective"].mean == x + y
-        assert record.metrics["area"].mean == x * y
-        extra = record.handle.extra
-        assert extra["container_engine"] == engine
-        assert extra["container_image"] == test_image
-        assert extra["container_image_id"] == image_id
-        assert extra["container_name"].startswith(f"aid2e-seed_{engine}-t{record.index}-")
     # the handles (with the container labels) are in the saved state too
-    saved = json.loads((scheduler.experiment_dir / "experiment.json").read_text())
-    assert image_id in json.dumps(saved)
+    assert_sum_campaign(scheduler, trials=6, engine=engine, image=test_image, image_id=image_id)
+    for record in scheduler.trials.values():
+        assert record.handle.extra["container_name"].startswith(f"aid2e-seed_{engine}-t{record.index}-")
 
 
 def test_string_command_and_container_side_paths(engine, test_image, make_ax_client, scheduler_config) -> None:
