@@ -31,6 +31,7 @@
 #        AID2E_APPTAINER_MIRROR (the Debian mirror for sid; default: the first one in the apt sources),
 #        AID2E_APPTAINER=0 to skip Apptainer altogether.
 set -Eeuo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/busybox-rootfs.sh"
 
 HOME_DIR=${AID2E_CONTAINERS_HOME:-/var/lib/aid2e-containers}
 PREFIX=${AID2E_APPTAINER_PREFIX:-/opt/apptainer}
@@ -211,15 +212,7 @@ fi
 # ------------------------------------------------------------------ 4. test images (no registry)
 if [[ ! -x "$ROOTFS/bin/busybox" ]]; then
     say "building a busybox root directory $ROOTFS"
-    rm -rf "$ROOTFS.tmp"
-    mkdir -p "$ROOTFS.tmp"/{bin,etc,tmp,var/tmp,proc,sys,dev,root,home}
-    cp /bin/busybox "$ROOTFS.tmp/bin/busybox"
-    for applet in $("$ROOTFS.tmp/bin/busybox" --list); do
-        [[ "$applet" == busybox ]] || ln -sf busybox "$ROOTFS.tmp/bin/$applet"
-    done
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' > "$ROOTFS.tmp/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' > "$ROOTFS.tmp/etc/group"
-    chmod 1777 "$ROOTFS.tmp/tmp" "$ROOTFS.tmp/var/tmp"
+    build_busybox_rootfs "$ROOTFS.tmp"
     rm -rf "$ROOTFS" "$SIF"
     mv "$ROOTFS.tmp" "$ROOTFS"
 fi

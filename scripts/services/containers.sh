@@ -22,6 +22,7 @@
 # Knobs: AID2E_CONTAINERS_HOME (/var/lib/aid2e-containers), AID2E_DOCKER_SOCK (/run/aid2e-docker.sock),
 #        AID2E_CONTAINERS_DOCKERD=0 to skip docker.io/dockerd.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/busybox-rootfs.sh"
 
 HOME_DIR=${AID2E_CONTAINERS_HOME:-/var/lib/aid2e-containers}
 DOCKER_SOCK=${AID2E_DOCKER_SOCK:-/run/aid2e-docker.sock}
@@ -103,15 +104,7 @@ rootfs=$HOME_DIR/rootfs
 tarball=$HOME_DIR/rootfs.tar
 if [[ ! -s "$tarball" ]]; then
     say "building a busybox root file system"
-    rm -rf "$rootfs"
-    mkdir -p "$rootfs"/{bin,etc,tmp,proc,sys,dev,root}
-    cp /bin/busybox "$rootfs/bin/busybox"
-    for applet in $("$rootfs/bin/busybox" --list); do
-        [[ "$applet" == busybox ]] || ln -sf busybox "$rootfs/bin/$applet"
-    done
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n' > "$rootfs/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
-    chmod 1777 "$rootfs/tmp"
+    build_busybox_rootfs "$rootfs"
     tar -C "$rootfs" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
 fi
 changes=(--change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]')
