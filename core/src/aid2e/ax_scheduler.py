@@ -13,6 +13,7 @@ Only :mod:`aid2e.ax_bridge` touches Ax; this module speaks aid2e's types.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -373,7 +374,7 @@ class AxScheduler:
         from .ax_bridge import AxBridge
 
         try:
-            theirs = AxBridge.from_snapshot(state.ax)
+            theirs = AxBridge.from_snapshot(copy.deepcopy(state.ax))  # decoding consumes the snapshot
         except Exception as exc:
             raise ConfigError(f"{state.source}: the Ax snapshot in it cannot be read "
                               f"({type(exc).__name__}: {str(exc)[:300]})") from exc
@@ -754,8 +755,8 @@ class AxScheduler:
         for index, record in self.trials.items():
             if record.status != "RUNNING" or index in self._running:
                 continue
-            if record.handle is not None and self._relocated_from is not None \
-                    and not (record.token and ended_under(record.handle.workdir, record.token)):
+            workdir = record.handle.workdir if record.handle is not None else self.attempt_dir(index)
+            if self._relocated_from is not None and not (record.token and ended_under(workdir, record.token)):
                 log.warning("trial %d: its job writes into %s, not into %s (the campaign was moved or copied): "
                             "running it again here", index, self._relocated_from, self.experiment_dir)
                 record.attempts += 1

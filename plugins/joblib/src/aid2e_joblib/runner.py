@@ -525,8 +525,7 @@ class JobLibRunner(Backend):
             details.append(f"launcher log: {launcher_tail}")
         if not details:
             return result
-        return JobResult(state=result.state, exit_code=result.exit_code,
-                         message=f"{result.message}; {'; '.join(details)}")
+        return attrs.evolve(result, message=f"{result.message}; {'; '.join(details)}")  # still retryable
 
     # ------------------------------------------------------------ cancel
     def cancel(self, handle: JobHandle) -> None:
