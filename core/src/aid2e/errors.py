@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def error_line(exc: BaseException) -> str:
+    """``Type: message``, first line only: an exception as part of a one-line error."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class Aid2eError(Exception):
     """Base of every error aid2e raises on purpose."""
 
