@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .errors import Aid2eError, error_line
+from .errors import GenerationError, error_line
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class AxOwner:
         try:
             trials, done = self.bridge.next_trials(count)
         except Exception as exc:
-            raise Aid2eError(f"Ax could not generate new trials ({error_line(exc)[:300]}); the data of the "
+            raise GenerationError(f"Ax could not generate new trials ({error_line(exc)[:300]}); the data of the "
                              "completed trials or the generation strategy is what to check") from exc
         elapsed = time.perf_counter() - started
         ignores_data = self.bridge.generation_ignores_data()

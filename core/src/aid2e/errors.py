@@ -25,6 +25,10 @@ class SubmitError(Aid2eError):
     """A backend refused a job (bad queue, unreachable batch system, ...)."""
 
 
+class GenerationError(Aid2eError):
+    """Ax failed to generate new trials (its error is the cause); the campaign's state is kept."""
+
+
 class FailureRateExceededError(Aid2eError):
     """Too many trials failed; the run stopped launching new ones."""
 
