@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 
@@ -52,7 +53,12 @@ def test_vanished_job_is_retried_with_max_retries(make_ax_client, threads, confi
         i: t.arm.parameters["x"] for i, t in scheduler.experiment.trials.items()}
     for index, record in scheduler.trials.items():  # the retry ran apart from the lost attempt
         assert record.handle.workdir == str(scheduler.trial_dir(index) / "attempt_2")
-        late = (markers / f"trial_{index}.late").read_text()
+        late_marker = markers / f"trial_{index}.late"
+        deadline = time.monotonic() + 60  # the cut-off attempt is not awaited by anyone: wait for it here
+        while not (late_marker.exists() and late_marker.read_text()):
+            assert time.monotonic() < deadline, "the cut-off attempt never made its late write"
+            time.sleep(0.05)
+        late = late_marker.read_text()
         assert late == str(scheduler.trial_dir(index) / "result.json")  # its late write stayed there
 
 

@@ -316,7 +316,8 @@ def test_launcher_runs_on_cancel_after_forwarding_the_signal(tmp_path):
                                          workdir=str(tmp_path / "trial_0")))
     proc = subprocess.Popen(launcher_argv(workdir), start_new_session=True)
     deadline = time.time() + 20
-    while not (workdir / "aid2e_status.json").exists() and time.time() < deadline:
+    while not (workdir / "aid2e_status.json").exists():
+        assert time.time() < deadline, "the launcher never wrote its status"
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM

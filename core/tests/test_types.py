@@ -54,6 +54,19 @@ def test_parse_metrics_rejects_bad_values_naming_the_metric(raw):
         parse_metrics({"loss": raw})
 
 
+@pytest.mark.parametrize("raw", [(1.0, -0.5), [1.0, -1e-12], {"mean": 1.0, "sem": -2}], ids=repr)
+def test_parse_metrics_refuses_a_negative_sem(raw):
+    with pytest.raises(ValueError, match=r"'loss': sem -.* is negative"):
+        parse_metrics({"loss": raw})
+
+
+def test_a_function_result_with_a_negative_sem_fails_its_trial():
+    from aid2e.jobs.function import result_of_call
+
+    result = result_of_call(("value", {"loss": (1.0, -0.5)}))
+    assert result.state is JobState.FAILED and "'loss': sem -0.5 is negative" in result.message
+
+
 def test_parse_metrics_unknown_keys_are_listed():
     with pytest.raises(ValueError, match=r"'loss'.*unknown keys \['n'\]"):
         parse_metrics({"loss": {"mean": 1.0, "n": 3}})

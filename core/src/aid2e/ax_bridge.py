@@ -270,6 +270,19 @@ class AxBridge:
         trial.update_run_metadata({"aid2e_failure": reason})
         trial.mark_failed(reason=reason)
 
+    def retract(self, index: int, reason: str) -> None:
+        """Make trial ``index`` FAILED with ``reason`` and drop its data, also when Ax has it as
+        COMPLETED (a result Ax cannot take, found in a saved state)."""
+        from ax.core.data import Data
+
+        data = self.experiment.data
+        if index in data.trial_indices:
+            df = data.full_df
+            self.experiment.data = Data(df=df[df["trial_index"] != index])
+        trial = self.experiment.trials[index]
+        trial.update_run_metadata({"aid2e_failure": reason})
+        trial.mark_failed(reason=reason, unsafe=True)
+
     def abandon(self, index: int, reason: str) -> None:
         self.experiment.trials[index].mark_abandoned(reason=reason)
 

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import GenerationError, error_line
+
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +35,7 @@ class AxOwner:
         self._generating = False
         self._exhausted = False  # Ax said the optimization is complete
         self._starved = False  # Ax generated nothing; retry only after new outcomes
+        self._reports = 0  # outcomes reported so far: a generation knows which ones it saw
         self._error: BaseException | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -73,6 +76,7 @@ class AxOwner:
             return
         with self._cond:
             self._ops.append((function, args))
+            self._reports += 1
             self._starved = False
             self._cond.notify_all()
 
@@ -145,7 +149,9 @@ class AxOwner:
     @property
     def idle_without_candidates(self) -> bool:
         """Nothing ready and nothing coming until new outcomes arrive (or ever)."""
-        return not self._ready and not self._generating and not self._ops and (self._starved or self._exhausted)
+        with self._cond:
+            return (not self._ready and not self._generating and not self._ops
+                    and (self._starved or self._exhausted))
 
     def _raise_error(self) -> None:
         if self._error is not None:
@@ -163,13 +169,14 @@ class AxOwner:
                 stop = self._stop
                 count = 0 if ops or stop else self._wanted - len(self._ready)
                 self._generating = count > 0
+                seen = self._reports
             try:
                 for function, args in _batched(ops):
                     function(self.bridge, *args)
                 if stop:
                     return
                 if count > 0:
-                    self._generate(count)
+                    self._generate(count, seen)
             except BaseException as exc:  # the scheduler re-raises it in its own thread
                 log.debug("Ax owner thread failed", exc_info=True)
                 with self._cond:
@@ -181,9 +188,16 @@ class AxOwner:
     def _should_generate(self) -> bool:
         return self._wanted > len(self._ready) and not self._starved and not self._exhausted
 
-    def _generate(self, count: int) -> None:
+    def _generate(self, count: int, seen: int) -> None:
+        """Generate up to ``count`` candidates with the outcomes reported before the ``seen``-th
+        applied. An empty generation starves the owner (no retry until a new outcome) only if
+        no outcome arrived meanwhile: one that did may be the data Ax was waiting for."""
         started = time.perf_counter()
-        trials, done = self.bridge.next_trials(count)
+        try:
+            trials, done = self.bridge.next_trials(count)
+        except Exception as exc:
+            raise GenerationError(f"Ax could not generate new trials ({error_line(exc)[:300]}); the data of the "
+                             "completed trials or the generation strategy is what to check") from exc
         elapsed = time.perf_counter() - started
         ignores_data = self.bridge.generation_ignores_data()
         with self._cond:
@@ -192,7 +206,7 @@ class AxOwner:
             self.generations += 1
             self._ready.extend(trials.items())
             self._exhausted = done
-            self._starved = not trials
+            self._starved = not trials and self._reports == seen
             self._generating = False
             self._cond.notify_all()
         log.debug("generated %d of %d trial(s) in %.3f s", len(trials), count, elapsed)

@@ -29,10 +29,18 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import define, field
 
-from . import atomic, serialize
+from . import atomic, data_checks, serialize
 from . import state as state_files
 from .config import SchedulerConfig
-from .errors import Aid2eError, CampaignInterrupted, ConfigError, FailureRateExceededError, StateWriteError, SubmitError
+from .errors import (
+    Aid2eError,
+    CampaignInterrupted,
+    ConfigError,
+    FailureRateExceededError,
+    GenerationError,
+    StateWriteError,
+    SubmitError,
+)
 from .interrupts import CHECK_INTERVAL, StopSignals, second_press_grace
 from .jobs.function import function_job
 from .jobs.script import ended_under, script_job
@@ -245,6 +253,9 @@ class AxScheduler:
             self._resume_running()
             self._save_state(full=True)
             interruption = self._engine(job, budget=max_trials)
+        except GenerationError as exc:  # the state is saved (below): say how to go on
+            raise GenerationError(f"{exc}; the state is saved: after fixing it, aid2e resume "
+                                  f"{self.experiment_dir}") from exc.__cause__
         finally:
             self._end_run()
         if interruption is not None:
@@ -701,6 +712,8 @@ class AxScheduler:
                     message=f"result lacks objective metric(s) {', '.join(map(repr, missing))} "
                     f"(got {', '.join(map(repr, sorted(result.metrics))) or 'none'})",
                 )
+            else:
+                result = _refuse_what_ax_cannot_take(result, facts.metric_names, self.trials.values())
         if result.state is JobState.COMPLETED:
             known = facts.metric_names
             metrics = {k: v for k, v in result.metrics.items() if k in known}
@@ -974,8 +987,14 @@ class AxScheduler:
         home = self.experiment_dir
         saved_dir = campaign.get("dir") if isinstance(campaign.get("dir"), str) else None
         records = _records_from_state(state, home, saved_dir)
+        # An older aid2e gave Ax results it cannot take (e.g. a metric with and without sem):
+        # those trials become FAILED, so the campaign resumes instead of failing at generation.
+        refused = data_checks.refused_records(records)
         try:
             for record in records:
+                if record.index in refused:
+                    record.status, record.message = "FAILED", f"result refused on resume: {refused[record.index]}"
+                    log.warning("trial %d: %s", record.index, record.message)
                 bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
         except Exception as exc:
             raise ConfigError(f"{state.source}: trial {record.index}'s record does not fit the experiment "
@@ -988,6 +1007,8 @@ class AxScheduler:
         self._record_texts = {}
         if state.ax.get("data") is None:  # format 1: Ax's own snapshot kept 10 decimals
             bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
+        for index in refused:
+            bridge.retract(index, self.trials[index].message)
         # Trials Ax generated after the last record was saved never ran (records are saved before
         # submission): abandon them so they do not stay pending in Ax for ever.
         for index in bridge.unfinished_trials():
@@ -1153,6 +1174,16 @@ class _ExperimentFacts:
             metric_names=frozenset(bridge.metric_names),
             minimize={} if bridge.is_multi_objective else {m: bridge.minimize(m) for m in bridge.objective_names},
         )
+
+
+def _refuse_what_ax_cannot_take(result: JobResult, known: frozenset[str], records: Any) -> JobResult:
+    """``result``, or a FAILED one saying why Ax cannot take its metrics (see
+    :mod:`aid2e.data_checks`; ``records`` are the trial records, for each metric's convention)."""
+    metrics = {k: v for k, v in result.metrics.items() if k in known}
+    problem = data_checks.result_problem(metrics, data_checks.metric_conventions(records, metrics))
+    if problem is None:
+        return result
+    return JobResult(state=JobState.FAILED, exit_code=result.exit_code, message=f"result refused: {problem}")
 
 
 def _complete(bridge: Any, index: int, metrics: Mapping[str, Measurement]) -> None:

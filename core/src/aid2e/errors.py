@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def error_line(exc: BaseException) -> str:
+    """``Type: message``, first line only: an exception as part of a one-line error."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class Aid2eError(Exception):
     """Base of every error aid2e raises on purpose."""
 
@@ -17,6 +23,10 @@ class PluginNotInstalledError(Aid2eError, ImportError):
 
 class SubmitError(Aid2eError):
     """A backend refused a job (bad queue, unreachable batch system, ...)."""
+
+
+class GenerationError(Aid2eError):
+    """Ax failed to generate new trials (its error is the cause); the campaign's state is kept."""
 
 
 class FailureRateExceededError(Aid2eError):

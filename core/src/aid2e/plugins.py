@@ -18,7 +18,7 @@ import pluggy
 from attrs import define, field
 
 from . import hookspecs
-from .errors import PluginNotInstalledError
+from .errors import PluginNotInstalledError, error_line
 from .types import BackendInfo, JobAdapter, JobKind, StorageInfo
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,6 @@ class PluginInfo:
             "provides": {key: list(self.provides.get(key, ())) for _t, key in REGISTRATION_HOOKS.values()},
             "error": self.error,
         }
-
-
-def _error_text(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str:
@@ -137,7 +132,7 @@ class PluginManager:
                 self.pm.register(module, name=name)
             except Exception as exc:  # a broken plugin must not take the host down
                 log.debug("plugin %s failed to load", name, exc_info=True)
-                info.status, info.error = "error", _error_text(exc)
+                info.status, info.error = "error", error_line(exc)
                 self._infos[name] = info
                 continue
             self._infos[name] = info
@@ -150,7 +145,7 @@ class PluginManager:
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:
-            info.status, info.error = "error", _error_text(exc)
+            info.status, info.error = "error", error_line(exc)
             self._infos[name] = info
             return
         self._infos[name] = info
@@ -180,7 +175,7 @@ class PluginManager:
                         )
             except Exception as exc:
                 log.debug("plugin %s failed in %s", name, hook_name, exc_info=True)
-                info.status, info.error = "error", _error_text(exc)
+                info.status, info.error = "error", error_line(exc)
                 self._records[name] = {}
                 info.provides = {}
                 return

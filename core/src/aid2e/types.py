@@ -287,11 +287,11 @@ def _measurement(raw: Any) -> Measurement:
         unknown = set(raw) - {"mean", "sem"}
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)} (only mean and sem)")
-        return Measurement(mean=_number(raw["mean"]), sem=_opt_number(raw.get("sem")))
+        return Measurement(mean=_number(raw["mean"]), sem=_sem(raw.get("sem")))
     if isinstance(raw, (tuple, list)):
         if len(raw) != 2:
             raise ValueError(f"expected (mean, sem), got {_brief(raw)}")
-        return Measurement(mean=_number(raw[0]), sem=_opt_number(raw[1]))
+        return Measurement(mean=_number(raw[0]), sem=_sem(raw[1]))
     return Measurement(mean=_number(raw))
 
 
@@ -313,8 +313,14 @@ def _number(raw: Any) -> float:
     return value
 
 
-def _opt_number(raw: Any) -> float | None:
-    return None if raw is None else _number(raw)
+def _sem(raw: Any) -> float | None:
+    """A standard error: None, or a finite number >= 0."""
+    if raw is None:
+        return None
+    sem = _number(raw)
+    if sem < 0:
+        raise ValueError(f"sem {sem:g} is negative (a standard error is >= 0)")
+    return sem
 
 
 def names(records: Iterable[Any]) -> list[str]:

@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import sys
-import time
 
 import pytest
 
@@ -23,11 +22,16 @@ from aid2e_panda.testing import FakePandaServer
 VO = "wlcg"
 
 
-def make_token(sub: str = "aid2e-tester", exp: float | None = None) -> str:
+#: Expiry of the tests' good token: 2100-01-01, so no clock is read when the token is made (at
+#: import) and no test depends on how long the suite took to reach it.
+FAR_FUTURE = 4_102_444_800
+
+
+def make_token(sub: str = "aid2e-tester", exp: float = FAR_FUTURE) -> str:
     def part(value: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
-    claims = {"sub": sub, "exp": int(exp if exp is not None else time.time() + 3600)}
+    claims = {"sub": sub, "exp": int(exp)}
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
 

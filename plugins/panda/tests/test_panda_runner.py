@@ -323,7 +323,8 @@ def test_token_from_a_file(server, tmp_path, monkeypatch):
     ({"PANDA_AUTH_ID_TOKEN": None}, "no token"),
     ({"PANDA_AUTH_VO": None}, "PANDA_AUTH_VO"),
     ({"PANDA_AUTH_ID_TOKEN": make_token(exp=1_000_000)}, "expired at 1970-01-12"),
-    ({"PANDA_AUTH_ID_TOKEN": make_token(exp=time.time() + 60)}, "in less than 600 s"),
+    # a callable: the expiry is read from the clock when the test runs, not at collection
+    ({"PANDA_AUTH_ID_TOKEN": lambda: make_token(exp=time.time() + 60)}, "in less than 600 s"),
     ({"PANDA_AUTH_ID_TOKEN": None, "OIDC_AUTH_TOKEN_FILE": "/nonexistent/token"}, "cannot read the PanDA token"),
     ({"PANDA_AUTH": None, "X509_USER_PROXY": "/nonexistent/x509up"}, "no grid proxy at /nonexistent/x509up"),
 ])
@@ -332,7 +333,7 @@ def test_bad_credentials_fail_before_any_trial(server, monkeypatch, make_ax_clie
         if value is None:
             monkeypatch.delenv(key, raising=False)
         else:
-            monkeypatch.setenv(key, value)
+            monkeypatch.setenv(key, value() if callable(value) else value)
     from aid2e import AxScheduler
 
     client = make_ax_client_panda("creds")

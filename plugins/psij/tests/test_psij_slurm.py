@@ -224,8 +224,11 @@ def squeue_state(job_id: str) -> str:
 def test_first_ctrl_c_leaves_the_slurm_jobs_and_resume_collects_them(slurm_cluster, tmp_path):
     """Ctrl-C once: nothing more is submitted, the jobs keep running on Slurm, the message says
     how to resume; a resumed scheduler follows the same jobs to their results."""
+    release = tmp_path / "release"  # the jobs run until the test has seen them outlive the controller
     script = tmp_path / "slow.py"
-    script.write_text("import json, os, time\ntime.sleep(4)\n"
+    script.write_text(f"import json, os, time\ndeadline = time.monotonic() + 300\n"
+                      f"while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:\n"
+                      f"    time.sleep(0.1)\n"
                       "json.dump({'objective': 1.5}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
     runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")
     config = {"job_output_dir": str(tmp_path / "jobs"), "max_parallel_trials": 2, "monitoring_interval": 1}
@@ -237,7 +240,8 @@ def test_first_ctrl_c_leaves_the_slurm_jobs_and_resume_collects_them(slurm_clust
     assert len(scheduler.trials) == 2  # nothing submitted after the Ctrl-C
     job_ids = [r.handle.native_id for r in scheduler.trials.values()]
     assert all(squeue_state(j) in ("RUNNING", "COMPLETING", "") for j in job_ids)
-    assert any(squeue_state(j) == "RUNNING" for j in job_ids)  # still there after the controller let go
+    assert all(squeue_state(j) == "RUNNING" for j in job_ids)  # still there after the controller let go
+    release.touch()
 
     resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), runner)
     resumed.run_optimization(max_trials=0)
