@@ -16,6 +16,15 @@ from aid2e.testing.conformance import HOSTILE_RESULTS, SECRET, BackendConformanc
 from aid2e_joblib import JobLibRunner
 
 
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    """A host file outside the trial directories, whose content must never show."""
+    path = tmp_path / "outside" / "secret.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"objective": 1.0, "note": SECRET}))
+    return path
+
+
 def hostile_campaign_script(tmp_path, secret_path) -> str:
     """A script objective: trial i < len(HOSTILE_RESULTS) runs the i-th hostile body, the others
     write a healthy result."""
@@ -47,11 +56,8 @@ def check_hostile_campaign(scheduler, tmp_path, log_text: str) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_campaign_with_hostile_trial_files_ends_on_joblib(make_ax_client, tmp_path, caplog):
+def test_campaign_with_hostile_trial_files_ends_on_joblib(make_ax_client, tmp_path, secret, caplog):
     caplog.set_level(logging.DEBUG)
-    secret = tmp_path / "outside" / "secret.json"
-    secret.parent.mkdir()
-    secret.write_text(json.dumps({"objective": 1.0, "note": SECRET}))
     scheduler = aid2e.AxScheduler(make_ax_client("hostile"), JobLibRunner(n_jobs=4),
                                   {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 0.5,
                                    "tolerated_failure_rate": 1.0})
@@ -122,7 +128,7 @@ def test_failing_polls_back_off_to_one_per_monitoring_interval(make_ax_client, t
 
 
 @pytest.mark.timeout(300)
-def test_campaign_with_hostile_trial_files_ends_on_slurm(make_ax_client, tmp_path, caplog):
+def test_campaign_with_hostile_trial_files_ends_on_slurm(make_ax_client, tmp_path, secret, caplog):
     """On the real Slurm one trial's unreadable result used to make every poll raise: the healthy
     trials were never collected and squeue ran as fast as it could. Now each bad trial fails
     alone and squeue runs about once per monitoring_interval."""
@@ -131,9 +137,6 @@ def test_campaign_with_hostile_trial_files_ends_on_slurm(make_ax_client, tmp_pat
 
     partition = require_slurm()["partition"]
     caplog.set_level(logging.DEBUG)
-    secret = tmp_path / "outside" / "secret.json"
-    secret.parent.mkdir()
-    secret.write_text(json.dumps({"objective": 1.0, "note": SECRET}))
     trials = len(HOSTILE_RESULTS) + 2
     runner = SlurmRunner(partition=partition, time_limit="00:10:00",
                          config={"max_in_flight": trials, "status_grace": 5})
@@ -167,7 +170,7 @@ esac
 
 
 @pytest.mark.timeout(300)
-def test_campaign_with_hostile_container_files_ends_on_podman(make_ax_client, tmp_path, caplog):
+def test_campaign_with_hostile_container_files_ends_on_podman(make_ax_client, tmp_path, secret, caplog):
     """The same through a bind-mounted trial directory: the container's symlink names a host path."""
     from aid2e.testing.requirements import require
 
@@ -179,9 +182,6 @@ def test_campaign_with_hostile_container_files_ends_on_podman(make_ax_client, tm
     assert list(HOSTILE_RESULTS)[:7] == ["fifo", "dev-zero", "host-file", "directory", "deep-json", "huge-int",
                                          "fifo-stderr"], "CONTAINER_HOSTILE follows HOSTILE_RESULTS' order"
     caplog.set_level(logging.DEBUG)
-    secret = tmp_path / "outside" / "secret.json"
-    secret.parent.mkdir()
-    secret.write_text(json.dumps({"objective": 1.0, "note": SECRET}))
     scheduler = aid2e.AxScheduler(make_ax_client("hostile_podman"), JobLibRunner(n_jobs=3),
                                   {"job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 0.5,
                                    "tolerated_failure_rate": 1.0})
