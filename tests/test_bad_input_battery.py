@@ -217,13 +217,13 @@ ERROR_CASES = [
      ConfigError, "unknown"),
     # --- saved state
     ("load-missing-file", lambda e: e.load(e.tmp / "nope.json"), ConfigError, "experiment file not found"),
-    ("load-truncated-file", lambda e: e.load(_truncated_save(e)), ConfigError, "is not valid JSON"),
+    ("load-truncated-file", lambda e: e.load(_truncated_save(e)), ConfigError, "is truncated (cut off"),
     ("load-binary-file", lambda e: e.load(_write(e.tmp / "b.json", b"\xff\x00\x81")), ConfigError,
-     "is not valid JSON"),
+     "is not a text (JSON) file"),
     ("load-other-format", lambda e: e.load(_write(e.tmp / "o.json", '{"experiment": {"name": "x"}}')), ConfigError,
-     "is not an aid2e experiment file"),
+     "is not an aid2e state file"),
     ("load-json-array", lambda e: e.load(_write(e.tmp / "a.json", "[1, 2]")), ConfigError,
-     "is not an aid2e experiment file"),
+     "is not an aid2e state file"),
     pytest.param(
         "load-newer-version", lambda e: e.load(_edited_save(e, lambda d: d.update(version=99))), ConfigError,
         "upgrade aid2e"),

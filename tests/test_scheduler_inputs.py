@@ -88,8 +88,8 @@ def test_script_errors(make_ax_client, threads, config, tmp_path):
     "path_content, message",
     [
         (None, "experiment file not found"),
-        ("{not json", "is not valid JSON"),
-        ('{"some": "thing"}', "is not an aid2e experiment file"),
+        ("{not json", "is not valid JSON|is truncated"),
+        ('{"some": "thing"}', "is not an aid2e state file"),
     ],
 )
 def test_bad_experiment_file(threads, config, tmp_path, path_content, message):

@@ -248,8 +248,8 @@ def test_compact_snapshot_round_trip_and_version_1_files_still_load(make_ax_clie
     version_1 = tmp_path / "v1.json"
     version_1.write_text(json.dumps({**saved, "version": 1, "ax": full}))
 
-    for path in (compact, version_1):
-        reloaded = aid2e.AxScheduler(None, threads, config)
+    for path in (compact, version_1):  # each continues in its own directory (both are older than the run's)
+        reloaded = aid2e.AxScheduler(None, threads, {**config, "job_output_dir": str(tmp_path / path.stem)})
         reloaded.load_experiment(str(path))
         restored = reloaded.experiment.lookup_data().df.sort_values("trial_index")
         assert list(restored["mean"]) == list(original["mean"])  # exact, not 10 decimals

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aid2e
+from aid2e.ax_scheduler import _directory_name
 from aid2e.jobs.script import PARAMS_FILE
 from aid2e.types import JobRequest, JobState, ScriptJob
 
@@ -153,7 +154,7 @@ def test_scheduler_with_hostile_experiment_name_and_script_args(make_ax_client, 
     scheduler.run_optimization(max_trials=1)
     record = scheduler.trials[0]
     assert record.status == "COMPLETED", record.message
-    assert scheduler.experiment_dir == jobs.resolve() / experiment
+    assert scheduler.experiment_dir == jobs.resolve() / _directory_name(experiment)  # '%' is written %25
     check_echo(scheduler.trial_dir(0), record.parameters, args, experiment)
     assert not canaries(trials.root)
 

@@ -13,11 +13,15 @@ Only :mod:`aid2e.ax_bridge` touches Ax; this module speaks aid2e's types.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
+import os
 import re
 import shutil
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +30,14 @@ import attrs
 from attrs import define, field
 
 from . import atomic, serialize
+from . import state as state_files
 from .config import SchedulerConfig
-from .errors import Aid2eError, CampaignInterrupted, ConfigError, FailureRateExceededError, SubmitError
+from .errors import Aid2eError, CampaignInterrupted, ConfigError, FailureRateExceededError, StateWriteError, SubmitError
 from .interrupts import CHECK_INTERVAL, StopSignals, second_press_grace
 from .jobs.function import function_job
-from .jobs.script import script_job
+from .jobs.script import ended_under, script_job
+from .ownership import CampaignLock, CampaignLockedError
+from .ownership import holder as lock_holder
 from .plugins import get_plugin_manager
 from .storage.filestore import FileStore
 from .types import FunctionJob, JobAdapter, JobHandle, JobRequest, JobResult, JobState, Measurement
@@ -48,6 +55,9 @@ READABLE_VERSIONS = (1, 2)
 STATE_KEY = "experiment"
 TRIALS_KEY = "trials"
 MIN_FINISHED_FOR_RATE = 5
+#: Written into every attempt's directory before its job is submitted: which campaign, trial,
+#: attempt and token the directory now belongs to.
+ATTEMPT_FILE = "aid2e_attempt.json"
 #: Seconds between looks at the runner while free slots wait for Ax's next candidates.
 AX_WAIT_SLICE = 0.05
 #: Mean generation time (s) above which a few candidates are kept ready in advance.
@@ -59,6 +69,8 @@ class TrialRecord:
     """aid2e's own record of one trial: where its job is and how it ended.
 
     A RUNNING record without a handle is a trial saved just before its job was submitted.
+    ``token`` names the current attempt (saved before its submission): a backend accepts only
+    files written under it, so a stale directory is never taken for this attempt's result.
     """
 
     index: int
@@ -70,6 +82,7 @@ class TrialRecord:
     started_at: float = field(factory=time.time)
     ended_at: float | None = None
     attempts: int = 1
+    token: str = ""
 
 
 class Batch:
@@ -128,6 +141,12 @@ class AxScheduler:
         self._stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
         self._poll_failing = False  # the runner's last poll raised: poll again once per tick only
         self._record_texts: dict[int, tuple[TrialRecord, str]] = {}  # finished records' JSON
+        self._campaign_id: str | None = None  # set at the first run, or by loading saved state
+        self._campaign_dir: Path | None = None  # where the state was loaded from (else job_output_dir/name)
+        self._loaded = False  # this scheduler's trials came from saved state
+        self._relocated_from: str | None = None  # the saved state was written in another directory
+        self._known_saved_at: float | None = None  # saved_at of the state this scheduler last wrote or read
+        self._lock: CampaignLock | None = None  # held while a run is under way
         self._start_runner()  # workers warm up while the user sets the objective and Ax generates
 
     # ------------------------------------------------------------ the experiment
@@ -148,7 +167,10 @@ class AxScheduler:
 
     @property
     def experiment_dir(self) -> Path:
-        """``<job_output_dir>/<experiment name>/``: trial directories and the saved state."""
+        """``<job_output_dir>/<experiment name>/``: trial directories and the saved state (for a
+        resumed campaign, the directory it was loaded from)."""
+        if self._campaign_dir is not None:
+            return self._campaign_dir
         name = self._facts.name if self._facts is not None else self._bridge_or_error().name
         return Path(self.config.job_output_dir).resolve() / _directory_name(name)
 
@@ -215,13 +237,11 @@ class AxScheduler:
         """
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
             raise ConfigError(f"max_trials must be a non-negative integer, got {max_trials!r}")
-        bridge = self._bridge_or_error()
+        self._bridge_or_error()
         job = self._job_spec()
-        capacity = self.capacity
-        bridge.lift_parallelism(capacity)
         self._start_runner()
         self._progress = self._make_progress(max_trials)
-        self._begin_run(max_trials)
+        self._begin_run(max_trials, lift_parallelism=True)
         try:
             self._resume_running()
             self._save_state(full=True)
@@ -261,30 +281,125 @@ class AxScheduler:
             raise CampaignInterrupted(interruption.message(self.experiment_dir))
 
     # ------------------------------------------------------------ the engine
-    def _begin_run(self, total: int) -> None:
-        """Cache what the loop needs from Ax, then hand Ax to its owner thread."""
+    def _begin_run(self, total: int, *, lift_parallelism: bool = False) -> None:
+        """Take the campaign (its lock, and its saved state when asked to continue it), cache
+        what the loop needs from Ax, then hand Ax to its owner thread."""
         from .ax_owner import AxOwner
 
-        bridge = self._bridge_or_error()
         self._check_output_dir()
-        self._facts = _ExperimentFacts.of(bridge)
-        self._stopping = False
-        self._progress = self._make_progress(total)
-        self._owner = AxOwner(bridge)
-        self._owner.start()
+        self._take_campaign(may_load=lift_parallelism)
+        try:
+            bridge = self._bridge_or_error()
+            if lift_parallelism:
+                bridge.lift_parallelism(self.capacity)
+            self._check_runner_follows(self.runner)
+            self._facts = _ExperimentFacts.of(bridge)
+            self._stopping = False
+            self._progress = self._make_progress(total)
+            self._owner = AxOwner(bridge)
+            self._owner.start()
+        except BaseException:
+            self._release_campaign()
+            raise
 
     def _end_run(self) -> None:
         """Take Ax back from its owner thread; candidates generated but never launched are
-        abandoned in Ax (so they do not count as pending), then the full state is saved."""
+        abandoned in Ax (so they do not count as pending), then the full state is saved and the
+        campaign's lock released."""
         owner, self._owner = self._owner, None
+        failing = sys.exc_info()[1] is not None
         try:
             leftovers = owner.stop() if owner is not None else []
             for index, _parameters in leftovers:
                 self._bridge_or_error().abandon(index, "generated but not launched: the run ended first")
         finally:
-            self._save_state(full=True)
-            self._progress.close()
-            self._facts = None
+            try:
+                self._save_state(full=True)
+            except StateWriteError:
+                if not failing:
+                    raise
+                log.debug("saving the state again failed too", exc_info=True)  # the first error says it
+            finally:
+                self._progress.close()
+                self._facts = None
+                self._release_campaign()
+
+    # ------------------------------------------------------------ ownership
+    def _take_campaign(self, *, may_load: bool) -> None:
+        """Lock the campaign directory for this run, and make sure this scheduler's trials are
+        the ones saved there: a new campaign never writes over saved state (unless config
+        ``load_if_exists`` asks to continue it), and a scheduler whose campaign another
+        controller changed since it last saved must load it again."""
+        where = self.experiment_dir
+        lock = CampaignLock(where, self._campaign_id or "")
+        lock.acquire()
+        try:
+            saved = _saved_identity(where)
+            if not self._loaded and self._campaign_id is None:  # a new campaign
+                if saved is not None and may_load and self.config.load_if_exists:
+                    self._continue_saved(where)
+                elif saved is not None or _has_trial_dirs(where):
+                    raise ConfigError(_occupied_message(where, saved, self._facts_name()))
+            elif saved is not None:
+                if saved.campaign and self._campaign_id and saved.campaign != self._campaign_id:
+                    raise ConfigError(
+                        f"{where} holds another campaign (id {saved.campaign}, {saved.trials} trials) than the "
+                        f"one loaded here (id {self._campaign_id}): resume that one with aid2e resume {where}, "
+                        "or set config 'job_output_dir' to another directory")
+                if self._known_saved_at is not None and saved.saved_at > self._known_saved_at:
+                    raise ConfigError(
+                        f"the campaign in {where} was saved after the state this scheduler last saved or loaded: "
+                        f"running would overwrite newer trials; resume it (aid2e resume {where}, or "
+                        "AxScheduler.resume(dir)), or set config 'job_output_dir' to another directory to branch off")
+            if self._campaign_id is None:
+                self._campaign_id = uuid.uuid4().hex
+            lock.campaign = self._campaign_id
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+
+    def _release_campaign(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def _facts_name(self) -> str:
+        return self._facts.name if self._facts is not None else self._bridge_or_error().name
+
+    def _continue_saved(self, where: Path) -> None:
+        """config ``load_if_exists``: continue the campaign saved in ``where`` (same parameters
+        and objectives as this experiment, else a one-line error)."""
+        state = _read_state(where)
+        mine = self._bridge_or_error()
+        from .ax_bridge import AxBridge
+
+        try:
+            theirs = AxBridge.from_snapshot(copy.deepcopy(state.ax))  # decoding consumes the snapshot
+        except Exception as exc:
+            raise ConfigError(f"{state.source}: the Ax snapshot in it cannot be read "
+                              f"({type(exc).__name__}: {str(exc)[:300]})") from exc
+        for what, ours, saved in (("parameters", mine.parameter_names, theirs.parameter_names),
+                                  ("objectives", mine.objective_names, theirs.objective_names)):
+            if sorted(ours) != sorted(saved):
+                raise ConfigError(
+                    f"config 'load_if_exists': the campaign saved in {where} has {what} "
+                    f"{', '.join(sorted(saved))} but this experiment has {', '.join(sorted(ours))}: "
+                    "give this experiment a new name or another job_output_dir")
+        self._apply_state(state, campaign_dir=where)
+        log.info("continuing the campaign saved in %s (%d trials)", where, len(self.trials))
+
+    def _check_runner_follows(self, runner: Any) -> None:
+        """Trials in flight can only be followed by a runner of the backend they run on."""
+        name = getattr(runner, "name", None)
+        foreign = sorted(i for i, r in self.trials.items()
+                         if r.status == "RUNNING" and r.handle is not None and r.handle.backend != name)
+        if foreign:
+            backends = sorted({self.trials[i].handle.backend for i in foreign})
+            raise ConfigError(
+                f"trial(s) {', '.join(map(str, foreign))} are still running as {'/'.join(backends)} jobs, which "
+                f"{type(runner).__name__} cannot follow: resume with the runner they run on (AxScheduler.resume"
+                "(path) rebuilds the saved one; aid2e resume does so too) and switch runners once they have ended")
 
     def _check_output_dir(self) -> None:
         """The experiment directory must be creatable and writable before anything runs."""
@@ -464,7 +579,7 @@ class AxScheduler:
         """Submit trials ``{index: parameters}``. Their records are saved before submission
         (no handle yet) and again with their handles, so no job ever runs unrecorded."""
         for index, parameters in trials.items():
-            self.trials[index] = TrialRecord(index=index, parameters=dict(parameters))
+            self.trials[index] = TrialRecord(index=index, parameters=dict(parameters), token=_new_token())
         self._save_state()
         for index in trials:
             self._submit(index, job)
@@ -487,8 +602,17 @@ class AxScheduler:
             job=job,
             workdir=str(self.attempt_dir(index)),
             resources=self.config.trial_resources(),
+            token=self.trials[index].token,
         )
         return self._adapt(request)
+
+    def _with_token(self, index: int, handle: JobHandle, labels: Mapping[str, str] | None = None) -> JobHandle:
+        """``handle`` carrying the trial's attempt token (backends check files against it)."""
+        token = self.trials[index].token
+        extra = {**handle.extra, **(labels or {})}
+        if token:
+            extra["token"] = token
+        return attrs.evolve(handle, extra=extra) if extra != handle.extra else handle
 
     def _submit(self, index: int, job: Any) -> None:
         record = self.trials[index]
@@ -496,10 +620,10 @@ class AxScheduler:
         try:
             request = self._request(index, job)
             atomic.private_dir(request.workdir)
+            atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, {
+                "campaign": self._campaign_id, "trial": index, "attempt": record.attempts, "token": record.token})
             handle = self.runner.submit(request)
-            if request.labels:
-                handle = attrs.evolve(handle, extra={**handle.extra, **request.labels})
-            record.handle = handle
+            record.handle = self._with_token(index, handle, request.labels)
         except (SubmitError, ConfigError, OSError) as exc:
             self._finish(index, JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}"))
             if isinstance(exc, ConfigError):
@@ -559,17 +683,18 @@ class AxScheduler:
                                f"canceled (ran {record.ended_at - record.started_at:.0f} s)")
         if (result.state is JobState.FAILED and result.retryable and self._job is not None
                 and record.attempts <= self.config.max_retries):
+            record.attempts += 1
+            record.token, record.handle, record.ended_at = _new_token(), None, None
+            record.message = f"attempt {record.attempts - 1} failed: {result.message}"
             if self._stopping:
                 # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
-                record.handle, record.ended_at = None, None
-                record.message = f"attempt {record.attempts} failed: {result.message}; runs again on resume"
+                record.message += "; runs again on resume"
+                self._save_state()
                 return
-            record.attempts += 1
             log.warning("trial %d: %s; running it again (attempt %d of %d)", index,
                         result.message.splitlines()[0] if result.message else "infrastructure failure",
                         record.attempts, self.config.max_retries + 1)
-            record.message = f"attempt {record.attempts - 1} failed: {result.message}"
-            record.ended_at = None
+            self._save_state()  # the retry's attempt and token are on disk before its job exists
             self._submit(index, self._job)
             return
         if result.state is JobState.COMPLETED and result.infeasible is not None:
@@ -633,28 +758,35 @@ class AxScheduler:
         return self._facts
 
     def _resume_running(self) -> None:
-        """Trials saved as RUNNING (a loaded experiment) are polled again through their handles."""
+        """Trials saved as RUNNING (a loaded experiment) are polled again through their handles;
+        those saved just before their submission are adopted (the backend finds the job under
+        the attempt's token) or submitted. A campaign loaded from another directory than it was
+        saved in (moved or copied) cannot follow jobs that write into the old one: those trials
+        run again here as a new attempt, unless their job had already ended here."""
+        self._check_runner_follows(self.runner)
         for index, record in self.trials.items():
             if record.status != "RUNNING" or index in self._running:
                 continue
+            workdir = record.handle.workdir if record.handle is not None else self.attempt_dir(index)
+            if self._relocated_from is not None and not (record.token and ended_under(workdir, record.token)):
+                log.warning("trial %d: its job writes into %s, not into %s (the campaign was moved or copied): "
+                            "running it again here", index, self._relocated_from, self.experiment_dir)
+                record.attempts += 1
+                record.token, record.handle = _new_token(), None
+                self._save_state()
             handle = record.handle
-            if handle is not None and handle.backend == getattr(self.runner, "name", None):
+            if handle is not None:
                 self._running[index] = handle
-            elif handle is None:  # saved just before its submission: did the submission happen?
-                adopted = self.runner.adopt(self._request(index, self._job)) if hasattr(self.runner, "adopt") else None
-                if adopted is not None:
-                    log.info("trial %d: found its job %s, following it", index, adopted.native_id)
-                    record.handle = adopted
-                    self._running[index] = adopted
-                else:
-                    log.info("trial %d was saved but never submitted: submitting it now", index)
-                    self._submit(index, self._job)
+                continue
+            # saved just before its submission: did the submission happen?
+            adopted = self.runner.adopt(self._request(index, self._job)) if hasattr(self.runner, "adopt") else None
+            if adopted is not None:
+                log.info("trial %d: found its job %s, following it", index, adopted.native_id)
+                record.handle = self._with_token(index, adopted)
+                self._running[index] = record.handle
             else:
-                self._finish(index, JobResult(
-                    state=JobState.FAILED,
-                    message=f"trial was running on {handle.backend} when the experiment was saved and "
-                    f"cannot be followed with {type(self.runner).__name__}",
-                ))
+                log.info("trial %d was saved but never submitted: submitting it now", index)
+                self._submit(index, self._job)
 
     def cancel_running(self, reason: str = "canceled by aid2e", timeout: float = 60.0) -> None:
         """Cancel every job in flight and abandon their trials in Ax (with ``reason``).
@@ -734,7 +866,8 @@ class AxScheduler:
         """The scheduler part of the state (config, runner, objective, every trial's record) as
         JSON text. A finished trial's record never changes, so its text is made once and reused:
         saving after each change costs O(trials in flight), not O(all trials)."""
-        head: dict[str, Any] = {"config": self.config.to_dict(), "runner": _describe_runner(self.runner)}
+        head: dict[str, Any] = {"config": self.config.to_dict(), "runner": _describe_runner(self.runner),
+                                "campaign": {"id": self._campaign_id, "dir": str(self.experiment_dir)}}
         if self._job is not None:
             head["objective"] = serialize.dump_job(self._job)
         records = ", ".join(self._record_json(r) for r in self.trials.values())
@@ -744,7 +877,7 @@ class AxScheduler:
         cached = self._record_texts.get(record.index)
         if cached is not None and cached[0] is record:
             return cached[1]
-        text = json.dumps(_record_to_json(record))
+        text = json.dumps(_record_to_json(record, self.experiment_dir))
         if record.status != "RUNNING":
             self._record_texts[record.index] = (record, text)
         return text
@@ -761,9 +894,11 @@ class AxScheduler:
         if self._bridge is None:
             return
         store = FileStore(self.experiment_dir)
-        captured_at = time.time()  # both files carry the time their trial records were taken
+        # both files carry the time their trial records were taken (never earlier than the last)
+        captured_at = max(time.time(), (self._known_saved_at or 0.0) + 1e-6)
         records = self._trials_json()
         store.write_text(TRIALS_KEY, _document_json(records, captured_at))
+        self._known_saved_at = captured_at
         now = time.monotonic()
         if full or now - self._last_snapshot >= self.config.snapshot_interval:
             self._last_snapshot = now
@@ -783,15 +918,24 @@ class AxScheduler:
         module path (otherwise call ``set_objective_function`` again: the error says so). The
         next ``run_optimization`` first follows the trials that were in flight.
         """
-        state = _read_state(Path(path))
+        where = Path(path).expanduser()
+        if where.is_dir():
+            owner = lock_holder(where)
+            if owner is not None:
+                raise CampaignLockedError(f"campaign {where} is run by another controller: {owner.describe()}; "
+                                          f"stop that one first, or look at it with aid2e status {where}")
+        state = _read_state(where)
         saved = state.scheduler
         if runner is None:
             runner = _rebuild_runner(saved.get("runner"))
         known = {f.name for f in attrs.fields(SchedulerConfig)}
-        merged = {k: v for k, v in saved.get("config", {}).items() if k in known}
+        merged = {k: v for k, v in (saved.get("config") or {}).items() if k in known}
+        if where.is_dir():
+            merged["job_output_dir"] = str(where.resolve().parent)
         merged.update(config or {})
         scheduler = cls(None, runner, merged)
-        scheduler._apply_state(state)
+        scheduler._apply_state(state, campaign_dir=where.resolve() if where.is_dir() else None)
+        scheduler._check_runner_follows(runner)
         scheduler._restore_objective(saved.get("objective"))
         return scheduler
 
@@ -817,10 +961,16 @@ class AxScheduler:
         directory ``<job_output_dir>/<name>/``). Replaces this scheduler's experiment and trial
         records; trials saved as RUNNING are followed again through their job handles by the
         next run."""
-        self._apply_state(_read_state(Path(path)))
+        where = Path(path).expanduser()
+        self._apply_state(_read_state(where), campaign_dir=where.resolve() if where.is_dir() else None)
 
-    def _apply_state(self, state: _SavedState) -> None:
-        """Rebuild the Ax experiment from ``state`` and bring it up to its trial records."""
+    def _apply_state(self, state: _SavedState, campaign_dir: Path | None = None) -> None:
+        """Rebuild the Ax experiment from ``state`` and bring it up to its trial records.
+
+        ``campaign_dir``: the directory the state was read from, where the campaign now lives
+        (trial directories are saved relative to it); None for a ``save_experiment`` file,
+        whose campaign lives under this scheduler's ``job_output_dir``.
+        """
         from .ax_bridge import AxBridge
 
         try:
@@ -830,11 +980,24 @@ class AxScheduler:
         except Exception as exc:
             raise ConfigError(f"{state.source}: the Ax snapshot in it cannot be read "
                               f"({type(exc).__name__}: {str(exc)[:300]})") from None
-        self.trials = {}
-        for data in sorted(state.scheduler["trials"], key=lambda d: d["index"]):
-            record = _record_from_json(data)
-            bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
-            self.trials[record.index] = record
+        campaign = state.scheduler.get("campaign") if isinstance(state.scheduler.get("campaign"), dict) else {}
+        self._campaign_dir = campaign_dir
+        self._bridge = bridge  # experiment_dir needs the experiment's name
+        home = self.experiment_dir
+        saved_dir = campaign.get("dir") if isinstance(campaign.get("dir"), str) else None
+        records = _records_from_state(state, home, saved_dir)
+        try:
+            for record in records:
+                bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
+        except Exception as exc:
+            raise ConfigError(f"{state.source}: trial {record.index}'s record does not fit the experiment "
+                              f"({type(exc).__name__}: {str(exc)[:300]})") from exc
+        self.trials = {record.index: record for record in records}
+        self._campaign_id = campaign.get("id") if isinstance(campaign.get("id"), str) else None
+        self._relocated_from = saved_dir if saved_dir and not _same_dir(saved_dir, home) else None
+        self._known_saved_at = state.saved_at
+        self._loaded = True
+        self._record_texts = {}
         if state.ax.get("data") is None:  # format 1: Ax's own snapshot kept 10 decimals
             bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
         # Trials Ax generated after the last record was saved never ran (records are saved before
@@ -842,7 +1005,6 @@ class AxScheduler:
         for index in bridge.unfinished_trials():
             if index not in self.trials:
                 bridge.abandon(index, "generated but never launched: the controller stopped first")
-        self._bridge = bridge
         self._facts = None
         self._running = {}
 
@@ -889,44 +1051,101 @@ class _SavedState:
     source: Path
     ax: dict[str, Any]
     scheduler: dict[str, Any]
+    saved_at: float | None = None
 
 
 def _read_state(path: Path) -> _SavedState:
-    """Read a save_experiment file or a run directory once."""
+    """Read a save_experiment file or a run directory once; anything damaged is a one-line
+    ConfigError naming the file (the same reader as ``aid2e status``)."""
     if not path.is_dir():
         document = _read_document(path, required=True)
-        return _SavedState(source=path, ax=document["ax"], scheduler=document["scheduler"])
+        return _SavedState(source=path, ax=document["ax"], scheduler=document["scheduler"],
+                           saved_at=state_files.saved_at(document))
     trials_doc = _read_document(path / f"{TRIALS_KEY}.json", required=False, needs_ax=False)
     source = path / f"{STATE_KEY}.json"
     document = _read_document(source, required=True)
-    newer = trials_doc is not None and trials_doc["saved_at"] >= document["saved_at"]
-    return _SavedState(source=source, ax=document["ax"],
-                       scheduler=trials_doc["scheduler"] if newer else document["scheduler"])
+    newer = trials_doc is not None and state_files.saved_at(trials_doc) >= state_files.saved_at(document)
+    chosen = trials_doc if newer else document
+    return _SavedState(source=source, ax=document["ax"], scheduler=chosen["scheduler"],
+                       saved_at=state_files.saved_at(chosen))
 
 
 def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> dict[str, Any] | None:
-    try:
-        document = json.loads(source.read_text())
-    except FileNotFoundError:
-        if not required:
-            return None
-        raise ConfigError(f"experiment file not found: {source}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"experiment file {source} is not valid JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
-        raise ConfigError(f"{source} is not an aid2e experiment file (written by save_experiment)")
-    version = document.get("version")
-    if version not in READABLE_VERSIONS:
-        newer = isinstance(version, int) and version > STATE_VERSION
-        raise ConfigError(f"{source} has format version {version!r}, "
-                          + (f"newer than this aid2e reads ({STATE_VERSION}): upgrade aid2e" if newer
-                             else f"but this aid2e reads versions {READABLE_VERSIONS}"))
-    scheduler = document.get("scheduler")
-    if not isinstance(scheduler, dict) or not isinstance(scheduler.get("trials"), list):
-        raise ConfigError(f"{source} is damaged: it has no 'scheduler' part with a list of 'trials'")
+    if not required and not os.path.lexists(source):
+        return None
+    if not os.path.lexists(source):
+        raise ConfigError(f"experiment file not found: {source}")
+    document = state_files.read_document(source)
     if needs_ax and not isinstance(document.get("ax"), dict):
         raise ConfigError(f"{source} is damaged: it has no 'ax' part (the Ax experiment)")
+    if not isinstance(document["scheduler"].get("config", {}), dict):
+        raise ConfigError(f"{source} is damaged: its 'config' is not an object")
     return document
+
+
+def _records_from_state(state: _SavedState, home: Path, saved_dir: str | None) -> list[TrialRecord]:
+    """The trial records of ``state``, checked (one-line ConfigError naming the record), with
+    their trial directories placed under ``home``, the directory the campaign now lives in."""
+    records: dict[int, TrialRecord] = {}
+    for position, data in enumerate(state.scheduler["trials"]):
+        try:
+            record = _record_from_json(data, home, saved_dir)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ConfigError(f"{state.source}: trial record #{position} is malformed: "
+                              f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        if record.index in records:
+            raise ConfigError(f"{state.source}: trial {record.index} has two records (#{position} and an "
+                              "earlier one): the file was edited or damaged; restore it from a backup")
+        records[record.index] = record
+    return [records[i] for i in sorted(records)]
+
+
+def _same_dir(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+@define(frozen=True)
+class _SavedIdentity:
+    """Whose campaign a directory holds: what a new run checks before it writes there."""
+
+    campaign: str | None
+    saved_at: float
+    trials: int
+
+
+def _saved_identity(where: Path) -> _SavedIdentity | None:
+    """The campaign saved in ``where`` (newest of its two state files), or None if none is."""
+    found = [state_files.read_document(path) for path in (where / f"{TRIALS_KEY}.json", where / f"{STATE_KEY}.json")
+             if os.path.lexists(path)]
+    if not found:
+        return None
+    newest = max(found, key=state_files.saved_at)
+    campaign = newest["scheduler"].get("campaign")
+    campaign_id = campaign.get("id") if isinstance(campaign, dict) else None
+    return _SavedIdentity(campaign=campaign_id if isinstance(campaign_id, str) else None,
+                          saved_at=state_files.saved_at(newest), trials=len(newest["scheduler"]["trials"]))
+
+
+def _has_trial_dirs(where: Path) -> bool:
+    try:
+        return any(entry.name.startswith("trial_") for entry in os.scandir(where))
+    except OSError:
+        return False
+
+
+def _occupied_message(where: Path, saved: _SavedIdentity | None, name: str) -> str:
+    what = (f"the saved campaign {name!r} ({saved.trials} trials)" if saved is not None
+            else "trial directories of an earlier run (and no saved state)")
+    return (f"{where} already holds {what}; continue it with aid2e resume {where} (or "
+            "AxScheduler.resume(dir), or config 'load_if_exists': True), or give the experiment a new name or "
+            "another config 'job_output_dir'")
 
 
 @define(frozen=True)
@@ -982,10 +1201,12 @@ def _write_snapshot(bridge: Any, store: FileStore, records_json: str, captured_a
 
 
 def _directory_name(experiment: str) -> str:
-    """The experiment's directory name: path separators and NULs become '_', and '.', '..'
-    or an empty name get a '_' prefix, so it always stays inside job_output_dir."""
-    name = re.sub(r"[/\x00]", "_", experiment)
-    return f"_{name}" if name in ("", ".", "..") else name
+    """The experiment's directory name, one per name (distinct names never share a directory)
+    and always inside job_output_dir: '%', '/' and NUL are written as %XX, and '', '.' and
+    '..' as '%', '%2E' and '%2E%2E'. Names without those characters are used as they are."""
+    if experiment in ("", ".", ".."):
+        return "%" + "%2E" * len(experiment) if experiment else "%"
+    return re.sub(r"[%/\x00]", lambda m: f"%{ord(m.group()):02X}", experiment)
 
 
 #: Longest failure reason kept (Ax, trials.json, logs): the head and the tail of longer ones.
@@ -1027,17 +1248,41 @@ def _rebuild_runner(description: Mapping[str, Any] | None) -> Any:
                           "AxScheduler.resume(path, runner)") from None
 
 
-def _record_to_json(record: TrialRecord) -> dict[str, Any]:
+def _record_to_json(record: TrialRecord, home: Path) -> dict[str, Any]:
+    """A trial record as JSON; its trial directory relative to ``home`` (the campaign
+    directory) when it lies inside it, so a moved or copied campaign finds its own."""
     data = attrs.asdict(record, recurse=False)
-    data["handle"] = serialize.to_json(record.handle) if record.handle is not None else None
+    if record.handle is not None:
+        data["handle"] = serialize.to_json(record.handle)
+        workdir = Path(record.handle.workdir)
+        if workdir.is_absolute() and workdir.is_relative_to(home):
+            data["handle"]["workdir"] = str(workdir.relative_to(home))
     data["metrics"] = {k: serialize.to_json(v) for k, v in record.metrics.items()}
     return data
 
 
-def _record_from_json(data: Mapping[str, Any]) -> TrialRecord:
+def _record_from_json(data: Mapping[str, Any], home: Path, saved_dir: str | None = None) -> TrialRecord:
+    """The inverse of :func:`_record_to_json`: a relative trial directory is placed under
+    ``home`` (so is an absolute one inside ``saved_dir``, the directory it was saved in)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected an object, got {type(data).__name__}")
     values = dict(data)
-    values["handle"] = serialize.from_json(values["handle"], JobHandle) if values.get("handle") else None
-    values["metrics"] = {k: serialize.from_json(v, Measurement) for k, v in values.get("metrics", {}).items()}
+    if isinstance(values.get("index"), bool) or not isinstance(values.get("index"), int):
+        raise TypeError(f"'index' must be an integer, got {values.get('index')!r}")
+    if not isinstance(values.get("parameters"), dict):
+        raise TypeError("'parameters' must be an object")
+    if values.get("status", "RUNNING") not in ("RUNNING", "COMPLETED", "FAILED", "ABANDONED"):
+        raise ValueError(f"unknown 'status' {values.get('status')!r}")
+    handle = values.get("handle")
+    if handle:
+        handle = serialize.from_json(handle, JobHandle)
+        workdir = Path(handle.workdir)
+        if not workdir.is_absolute():
+            handle = attrs.evolve(handle, workdir=str(home / workdir))
+        elif saved_dir and workdir.is_relative_to(saved_dir):
+            handle = attrs.evolve(handle, workdir=str(home / workdir.relative_to(saved_dir)))
+    values["handle"] = handle or None
+    values["metrics"] = {k: serialize.from_json(v, Measurement) for k, v in (values.get("metrics") or {}).items()}
     return TrialRecord(**values)
 
 

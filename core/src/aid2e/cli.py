@@ -202,12 +202,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
                           f"{_one_line(str(exc))[:200]}") from None
     now = time.time()
+    controller = _controller(args.path)
     if args.json:
         best = {name: {"mean": value, "trial": index, "minimize": minimize}
                 for name, (value, index, minimize) in state.best().items()}
         print(json.dumps({
             "experiment": state.name,
             "source": str(state.source),
+            "controller": None if controller is None else {
+                "pid": controller.pid, "host": controller.host, "since": controller.since},
             "saved_at": state.saved_at,
             "counts": state.counts(),
             "objectives": state.objectives,
@@ -219,6 +222,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if state.saved_at is not None:
         saved = f", saved {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state.saved_at))}"
     print(f"experiment {_one_line(state.name or '?')} ({state.source}{saved})")
+    if os.path.isdir(args.path):
+        print(f"controller: {controller.describe()}" if controller is not None
+              else f"no controller: resume with aid2e resume {os.path.abspath(args.path)}")
     if state.trials:
         rows = [(str(t.index), t.status, _format_parameters(t.parameters), _job_cell(t),
                  _format_runtime(t.runtime(now)), _format_result(t)) for t in state.trials]
@@ -227,6 +233,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("no trials yet")
     print(_summary(state))
     return 0
+
+
+def _controller(path: str) -> Any:
+    """Who holds the campaign directory ``path`` now (None: nobody, or not a directory)."""
+    from .ownership import holder
+
+    return holder(path) if os.path.isdir(path) else None
 
 
 def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -321,6 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aid2e: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback with -v
+        log.debug("command failed", exc_info=True)
+        text = " ".join(str(exc).split())[:300]
+        print(f"aid2e: error: {type(exc).__name__}: {text}"
+              + ("" if getattr(args, "verbose", False) else " (aid2e -v shows the traceback)"), file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. ``aid2e plugins list | head -1``
         try:  # keep the interpreter from complaining when it flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

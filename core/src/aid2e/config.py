@@ -31,6 +31,10 @@ class SchedulerConfig:
       "walltime": "02:00:00"}`` (fields of :class:`aid2e.types.Resources`); backends and the
       container engines map what they understand (Slurm ``--cpus-per-task``/``--mem``,
       ``podman run --cpus/--memory``).
+    * ``load_if_exists``: when the campaign directory already holds this experiment's saved
+      state, continue it (its trials, its Ax experiment) instead of refusing to start; like
+      Optuna's ``create_study(load_if_exists=True)``. Without it a new campaign never writes
+      over a saved one.
     """
 
     monitoring_interval: float = 10.0
@@ -43,6 +47,7 @@ class SchedulerConfig:
     max_retries: int = 0
     trial_timeout: float | None = None
     resources: dict[str, Any] | None = None
+    load_if_exists: bool = False
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> SchedulerConfig:
@@ -57,7 +62,7 @@ class SchedulerConfig:
         _number(values, "monitoring_interval", minimum=0.0)
         _number(values, "tolerated_failure_rate", minimum=0.0, maximum=1.0)
         _number(values, "snapshot_interval", minimum=0.0)
-        for key in ("synchronous", "cleanup_after_completion"):
+        for key in ("synchronous", "cleanup_after_completion", "load_if_exists"):
             if key in values and not isinstance(values[key], bool):
                 raise ConfigError(f"config {key!r} must be true or false, got {values[key]!r}")
         if "job_output_dir" in values:

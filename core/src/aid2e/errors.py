@@ -28,3 +28,7 @@ class CampaignInterrupted(KeyboardInterrupt):
 
     A ``KeyboardInterrupt``, so code that already catches Ctrl-C keeps working.
     """
+
+
+class StateWriteError(Aid2eError):
+    """The campaign's state could not be saved (disk full, permissions); the last saved state is intact."""

@@ -88,7 +88,7 @@ def _check_keys(data: Any, *, required: set[str], optional: set[str], what: str)
 
 def _structure_request(data: Any, _cls: Any) -> JobRequest:
     _check_keys(data, required={"experiment", "trial_index", "parameters", "job", "workdir"},
-                optional={"resources", "labels"}, what="a job request")
+                optional={"resources", "labels", "token"}, what="a job request")
     return JobRequest(
         experiment=data["experiment"],
         trial_index=data["trial_index"],
@@ -97,6 +97,7 @@ def _structure_request(data: Any, _cls: Any) -> JobRequest:
         workdir=data["workdir"],
         resources=converter.structure(data.get("resources", {}), Resources),
         labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
+        token=str(data.get("token", "")),
     )
 
 
@@ -110,6 +111,7 @@ converter.register_unstructure_hook(
         "workdir": req.workdir,
         "resources": converter.unstructure(req.resources),
         "labels": dict(req.labels),
+        "token": req.token,
     },
 )
 converter.register_structure_hook(JobRequest, _structure_request)

@@ -118,15 +118,15 @@ def read_state(path: str | Path) -> CampaignState:
     """
     source = Path(path).expanduser()
     if source.is_dir():
-        trials_doc = _read(source / TRIALS_FILE, required=False)
-        experiment_doc = _read(source / EXPERIMENT_FILE, required=False)
+        trials_doc = read_document(source / TRIALS_FILE, required=False)
+        experiment_doc = read_document(source / EXPERIMENT_FILE, required=False)
         if trials_doc is None and experiment_doc is None:
             raise ConfigError(
                 f"no saved state in {source}: expected {TRIALS_FILE} or {EXPERIMENT_FILE} "
                 "(give the directory <job_output_dir>/<experiment name>/)"
             )
     elif source.exists():
-        document = _read(source, required=True)
+        document = read_document(source, required=True)
         trials_doc, experiment_doc = (document, None) if "ax" not in document else (None, document)
     else:
         parent = source.parent
@@ -139,7 +139,7 @@ def read_state(path: str | Path) -> CampaignState:
     from_trials = _trials(trials_doc, trials_path) if trials_doc is not None else None
     from_experiment = _trials(experiment_doc, experiment_path) if experiment_doc is not None else None
     if from_trials is not None and (
-        experiment_doc is None or _saved_at(trials_doc) >= _saved_at(experiment_doc)
+        experiment_doc is None or saved_at(trials_doc) >= saved_at(experiment_doc)
     ):
         chosen, chosen_path, trials = trials_doc, trials_path, from_trials
     else:
@@ -149,7 +149,7 @@ def read_state(path: str | Path) -> CampaignState:
     return CampaignState(
         source=chosen_path,
         name=_experiment_name(experiment_doc, trials, source),
-        saved_at=_saved_at(chosen),
+        saved_at=saved_at(chosen),
         trials=trials,
         objectives=objectives,
         multi_objective=multi,
@@ -157,7 +157,9 @@ def read_state(path: str | Path) -> CampaignState:
 
 
 # ---------------------------------------------------------------- reading and checking
-def _read(path: Path, *, required: bool) -> dict[str, Any] | None:
+def read_document(path: Path, *, required: bool = True) -> dict[str, Any] | None:
+    """One state file, checked (format, version, trial list); a one-line ConfigError naming
+    the file and what is wrong. ``None`` for a missing file that is not ``required``."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -203,7 +205,7 @@ def _read(path: Path, *, required: bool) -> dict[str, Any] | None:
     return document
 
 
-def _saved_at(document: Mapping[str, Any]) -> float:
+def saved_at(document: Mapping[str, Any]) -> float:
     value = document.get("saved_at")
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("-inf")
 
@@ -313,4 +315,4 @@ def _experiment_name(document: Mapping[str, Any] | None, trials: list[TrialInfo]
     return None
 
 
-__all__ = ["CampaignState", "TrialInfo", "read_state"]
+__all__ = ["CampaignState", "TrialInfo", "read_document", "read_state", "saved_at"]

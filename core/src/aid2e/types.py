@@ -152,6 +152,10 @@ class JobRequest:
     #: Facts about the job worth keeping (e.g. a container image digest); the scheduler
     #: stores them in the trial's handle (``JobHandle.extra``).
     labels: dict[str, str] = field(factory=dict)
+    #: This attempt's token (saved with the trial before submission). Files a job writes into
+    #: its directory carry it, and a backend accepts (or adopts) only files under the token of
+    #: the attempt it is asked about: never an older campaign's or an earlier attempt's.
+    token: str = ""
 
 
 @frozen(kw_only=True)

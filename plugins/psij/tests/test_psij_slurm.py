@@ -12,11 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 import aid2e
 from aid2e.errors import CampaignInterrupted
 from aid2e.testing.experiments import unit_square_ax_client
+from aid2e.types import JobState
 from aid2e_psij import SlurmRunner
 
 pytestmark = pytest.mark.timeout(300)
@@ -339,3 +341,38 @@ def test_job_canceled_outside_aid2e_fails_with_the_reason(slurm_cluster, tmp_pat
     assert canceled == [scheduler.trials[0].handle.native_id]
     assert trial.status.name == "FAILED"
     assert "canceled outside aid2e" in trial.status_reason, trial.status_reason
+
+
+def test_adopt_finds_a_finished_job_that_left_the_queue(slurm_cluster, tmp_path, monkeypatch):
+    """A controller saved trial 0's record, submitted its job and died before saving the handle;
+    the job ran to its end and left squeue (MinJobAge: 300 s here, so the queue's forgetting is
+    injected: an `squeue` first on PATH that lists nothing). adopt() finds the job by the batch id
+    its launcher recorded under the attempt's token, its result is read, nothing is resubmitted
+    and the result file stays. A directory prepared under another token is not adopted."""
+    from aid2e.jobs import script as script_kind
+    from aid2e.types import JobRequest
+
+    script = tmp_path / "objective.sh"
+    script.write_text('echo \'{"objective": 4.5}\' > "$AID2E_RESULT_FILE"\n')
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:05:00")
+    request = JobRequest(experiment="aged", trial_index=0, parameters={"x": 0.5}, job=script_kind.script_job(script),
+                         workdir=str(tmp_path / "trial_0"), token="attempt-token")
+    submitted = runner.submit(request)
+    deadline = time.monotonic() + 120
+    while not script_kind.ended_under(request.workdir, request.token):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.2)
+    forgetful = tmp_path / "bin"
+    forgetful.mkdir()
+    (forgetful / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    (forgetful / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{forgetful}:{os.environ['PATH']}")
+    restarted = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:05:00")
+    adopted = restarted.adopt(request)
+    assert adopted is not None and adopted.native_id == submitted.native_id
+    token_handle = attrs.evolve(adopted, extra={**adopted.extra, "token": request.token})
+    assert restarted.poll([token_handle])[adopted.native_id] is JobState.COMPLETED
+    result = restarted.result(token_handle)
+    assert result.state is JobState.COMPLETED and result.metrics["objective"].mean == 4.5
+    assert (tmp_path / "trial_0" / "result.json").exists()
+    assert restarted.adopt(attrs.evolve(request, token="another-attempt")) is None

@@ -22,6 +22,8 @@ from aid2e.atomic import write_json
 
 COMMAND_FILE = "aid2e_command.json"
 STATUS_FILE = "aid2e_status.json"
+#: Where batch systems put the job's id in its environment (Slurm, PBS/Torque, LSF, Cobalt, Flux).
+BATCH_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "COBALT_JOBID", "FLUX_JOB_ID")
 #: Seconds the on-cancel command may take (backends send SIGKILL a few seconds after SIGTERM).
 CANCEL_TIMEOUT = 10
 
@@ -33,7 +35,10 @@ def main(argv: list[str]) -> int:
     workdir = Path(argv[1])
     command = json.loads((workdir / COMMAND_FILE).read_text())
     env = {**os.environ, **command.get("env", {})}
-    status: dict = {"pid": os.getpid(), "started_at": time.time()}
+    status: dict = {"pid": os.getpid(), "started_at": time.time(), "token": command.get("token", "")}
+    batch_job = next((os.environ[name] for name in BATCH_JOB_ID_VARIABLES if os.environ.get(name)), None)
+    if batch_job is not None:  # lets a restarted controller find the job after the queue forgot it
+        status["batch_job_id"] = batch_job
     with open(workdir / "stdout.txt", "ab") as out, open(workdir / "stderr.txt", "ab") as err:
         try:
             child = subprocess.Popen(command["argv"], cwd=workdir, env=env, stdin=subprocess.DEVNULL,

@@ -77,7 +77,8 @@ def prepare_workdir(request: JobRequest) -> Path:
         **request.job.env,
     }
     atomic.write_json(workdir / COMMAND_FILE, {"argv": list(request.job.argv), "env": env,
-                                               "on_cancel": list(request.job.on_cancel)})
+                                               "on_cancel": list(request.job.on_cancel),
+                                               "token": request.token})
     return workdir
 
 
@@ -106,7 +107,7 @@ def _status_problem(value: object) -> str | None:
     if not isinstance(value, dict):
         return f"a JSON {type(value).__name__}, not an object"
     for key, kind in (("pid", int), ("child_pid", int), ("exit_code", int), ("signal", str), ("error", str),
-                      ("started_at", (int, float)), ("ended_at", (int, float))):
+                      ("token", str), ("started_at", (int, float)), ("ended_at", (int, float))):
         item = value.get(key)
         if item is not None and (isinstance(item, bool) or not isinstance(item, kind)):
             return f"{key!r} is a {type(item).__name__}"
@@ -131,6 +132,47 @@ def tail(path: Path, limit: int = TAIL_CHARS) -> str:
         return f"[{exc}]"
     except OSError:
         return ""
+
+
+def read_command_token(workdir: str | os.PathLike[str]) -> str | None:
+    """The attempt token the trial directory was prepared under (None: never prepared, or unreadable)."""
+    try:
+        command = untrusted.parse_json(untrusted.read_text(Path(workdir) / COMMAND_FILE, STATUS_LIMIT))
+    except (OSError, ValueError):  # missing, replaced by the trial, not JSON
+        return None
+    token = command.get("token", "") if isinstance(command, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def status_token_matches(status: dict | None, token: str | None) -> bool:
+    """Whether a launcher status record was written under ``token`` (any record when no token
+    is asked for: jobs of an older aid2e carry none)."""
+    if not token:
+        return True
+    return isinstance(status, dict) and status.get("token") == token
+
+
+def prepared_under(workdir: str | os.PathLike[str], token: str | None) -> bool:
+    """Whether the trial directory was prepared for the attempt ``token`` (with no token asked
+    for: prepared at all). A directory an older campaign or an earlier attempt left is not."""
+    found = read_command_token(workdir)
+    return found is not None and (not token or found == token)
+
+
+def launched_under(workdir: str | os.PathLike[str], token: str | None) -> dict | None:
+    """The launcher's status record if the job of attempt ``token`` started in ``workdir``
+    (None: not prepared for this attempt, or its launcher has not written a status yet)."""
+    if not prepared_under(workdir, token):
+        return None
+    status = read_status(workdir)
+    return status if isinstance(status, dict) and status_token_matches(status, token) else None
+
+
+def ended_under(workdir: str | os.PathLike[str], token: str | None) -> bool:
+    """Whether the launcher recorded the end of attempt ``token``'s job in ``workdir``."""
+    status = read_status(workdir)
+    return (isinstance(status, dict) and status_token_matches(status, token)
+            and ("exit_code" in status or "signal" in status))
 
 
 _NOT_HEADLINES = ("Traceback (most recent call last):", "During handling of the above exception",
@@ -168,18 +210,24 @@ def _stderr_note(stderr_tail: str) -> str:
     return f"{lead} (stderr: {stderr_tail})"
 
 
-def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False) -> JobResult:
+def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False, token: str | None = None) -> JobResult:
     """Turn the files a finished script job left into a :class:`JobResult`.
 
     Never invents a value and never raises: a missing status, a non-zero exit, a missing,
     malformed or hostile result or status file (see :mod:`aid2e.jobs.untrusted`) all become
     FAILED with the reason; a failing script's message leads with the meaningful line of its
-    stderr (:func:`headline`), then stderr's tail.
+    stderr (:func:`headline`), then stderr's tail. With ``token``, only a status written under
+    that attempt token counts: files another campaign or an earlier attempt left in the
+    directory are never taken for this attempt's result.
     """
     workdir = Path(workdir)
+    status, problem = _load_status(workdir)
+    if status is not None and not status_token_matches(status, token):
+        return JobResult(state=JobState.FAILED, retryable=True,
+                         message=f"the status file in {workdir} belongs to another run (its attempt token is "
+                                 "not this attempt's): this attempt left no status of its own")
     if canceled:
         return JobResult(state=JobState.CANCELED, message="canceled")
-    status, problem = _load_status(workdir)
     where = _stderr_note(tail(workdir / STDERR_FILE))
     if problem is not None:
         return JobResult(state=JobState.FAILED, message=f"cannot tell how the job ended: {problem}{where}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from ..errors import StateWriteError
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -30,11 +31,18 @@ class FileStore:
 
     def write(self, key: str, document: Any) -> None:
         """Replace the document ``key`` atomically."""
-        atomic.write_json(self._path(key), document)
+        self.write_text(key, json.dumps(document, allow_nan=False, indent=1))
 
     def write_text(self, key: str, text: str) -> None:
-        """Replace the document ``key`` with already-serialised JSON text."""
-        atomic.write_bytes(self._path(key), text.encode())
+        """Replace the document ``key`` with already-serialised JSON text; a failed write (disk
+        full, permissions) leaves the old document in place and raises :class:`StateWriteError`."""
+        path = self._path(key)
+        try:
+            atomic.write_bytes(path, text.encode())
+        except OSError as exc:
+            raise StateWriteError(
+                f"cannot save the campaign state to {path}: {exc.strerror or exc}; the last saved state is "
+                f"intact: fix that (free space, permissions) and continue with aid2e resume {self.root}") from exc
 
     def read(self, key: str) -> Any | None:
         """The document ``key``, or ``None`` if it was never written."""

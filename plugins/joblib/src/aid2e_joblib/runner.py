@@ -192,6 +192,11 @@ def _pid_of(handle: JobHandle) -> int:
     return int(pid)
 
 
+def _token_of(handle: JobHandle) -> str | None:
+    token = handle.extra.get("token")
+    return token if isinstance(token, str) else None
+
+
 def _start_time_of(handle: JobHandle) -> int | None:
     value = handle.extra.get("start_time")
     return None if value is None or isinstance(value, bool) else int(value)
@@ -240,15 +245,16 @@ class JobLibRunner(Backend):
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A script job launched for ``request`` by a controller that died before saving its
-        handle: found by the launcher's pid in the trial directory's status file."""
+        handle: found by the launcher's pid in the trial directory's status file, written under
+        the request's attempt token (files another campaign or attempt left there are not it)."""
         workdir = Path(request.workdir)
-        if not (workdir / script_kind.COMMAND_FILE).exists():
-            return None  # never prepared, so never launched
+        if not script_kind.prepared_under(workdir, request.token):
+            return None  # never prepared for this attempt, so never launched for it
         deadline = time.monotonic() + ADOPT_PATIENCE  # a launcher just started writes its status soon
-        status = script_kind.read_status(workdir)
+        status = script_kind.launched_under(workdir, request.token)
         while status is None and time.monotonic() < deadline:
             time.sleep(0.05)
-            status = script_kind.read_status(workdir)
+            status = script_kind.launched_under(workdir, request.token)
         if status is None or not isinstance(status.get("pid"), int):
             return None
         pid = status["pid"]
@@ -499,7 +505,7 @@ class JobLibRunner(Backend):
         if (workdir / CANCEL_MARKER).exists():
             result = script_kind.read_result(workdir, canceled=True)
         else:
-            result = script_kind.read_result(workdir)
+            result = script_kind.read_result(workdir, token=_token_of(handle))
             if result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
                 result = self._explain_launcher(handle, result)
         with self._lock:
@@ -519,8 +525,7 @@ class JobLibRunner(Backend):
             details.append(f"launcher log: {launcher_tail}")
         if not details:
             return result
-        return JobResult(state=result.state, exit_code=result.exit_code,
-                         message=f"{result.message}; {'; '.join(details)}")
+        return attrs.evolve(result, message=f"{result.message}; {'; '.join(details)}")  # still retryable
 
     # ------------------------------------------------------------ cancel
     def cancel(self, handle: JobHandle) -> None:

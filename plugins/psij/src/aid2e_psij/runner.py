@@ -329,7 +329,15 @@ class PsijRunner(Backend):
         """
         workdir = Path(request.workdir)
         command_file = workdir / script_kind.COMMAND_FILE
-        if self.executor_name != "slurm" or not command_file.exists():
+        if not script_kind.prepared_under(workdir, request.token):
+            return None  # never prepared for this attempt (files of another campaign or attempt)
+        status = script_kind.launched_under(workdir, request.token)
+        if status is not None and status.get("batch_job_id"):
+            # the job started (and may have ended and left the queue): its own record names it
+            return JobHandle(backend=self.name, native_id=str(status["batch_job_id"]), workdir=str(workdir),
+                             submitted_at=float(status.get("started_at") or time.time()),
+                             extra={"kind": "script", "executor": self.executor_name, "adopted": True})
+        if self.executor_name != "slurm":
             return None
         name = _job_name(self._job_name_for(request))
         recent = time.time() - command_file.stat().st_mtime < ADOPT_RECENT
@@ -415,10 +423,9 @@ class PsijRunner(Backend):
         workdir = Path(handle.workdir)
         if (workdir / CANCEL_MARKER).exists():
             return JobState.CANCELED
-        status = script_kind.read_status(workdir)
-        if status is not None and ("exit_code" in status or "signal" in status):
+        if script_kind.ended_under(workdir, _token_of(handle)):
             self._gone_since.pop(native_id, None)
-            return script_kind.read_result(workdir).state
+            return script_kind.read_result(workdir, token=_token_of(handle)).state
         if queue is None:  # the batch system did not answer: keep what we knew
             return self._last.get(native_id, _Seen(JobState.QUEUED)).state
         seen = queue.get(native_id)
@@ -489,7 +496,7 @@ class PsijRunner(Backend):
         native_id = handle.native_id
         if (workdir / CANCEL_MARKER).exists():
             return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {native_id} canceled")
-        result = script_kind.read_result(workdir)
+        result = script_kind.read_result(workdir, token=_token_of(handle))
         if result.state is JobState.FAILED:
             self._learn_end(native_id)
         last = self._last.get(native_id)
@@ -604,9 +611,7 @@ class PsijRunner(Backend):
         while handles:
             for handle in handles:
                 workdir = Path(handle.workdir)
-                status = script_kind.read_status(workdir)
-                if (status is not None and ("exit_code" in status or "signal" in status)) or (
-                        workdir / CANCEL_MARKER).exists():
+                if script_kind.ended_under(workdir, _token_of(handle)) or (workdir / CANCEL_MARKER).exists():
                     return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -658,6 +663,11 @@ def _pid_alive(native_id: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _token_of(handle: JobHandle) -> str | None:
+    token = handle.extra.get("token")
+    return token if isinstance(token, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
