@@ -282,12 +282,15 @@ SCRIPT_CASES = [
      f"import sys; sys.stdout.write('o' * {HUGE}); sys.stderr.write('e' * {HUGE} + 'LAST WORDS'); sys.exit(1)",
      "LAST WORDS"),
     ("closes-stdout-then-fails", "import os, sys; os.close(1); os.close(2); sys.exit(5)", "exited with code 5"),
-    pytest.param(
+    pytest.param(  # result files are read up to 1 MiB (aid2e.jobs.untrusted.JSON_LIMIT)
         "huge-metric-string", f"RESULT.write_text(json.dumps({{'objective': 'v' * {HUGE // 8}}}))",
-        "metric 'objective': expected a number"),
+        "result.json is larger than 1048576 bytes"),
     pytest.param(
-        "huge-result-other-json", f"RESULT.write_text('{{' + 'x' * {HUGE // 8})", "is not valid JSON",
+        "huge-result-other-json", f"RESULT.write_text('{{' + 'x' * {HUGE // 8})", "result.json is larger than",
         id="huge-result-not-json"),
+    ("big-metric-string", f"RESULT.write_text(json.dumps({{'objective': 'v' * {HUGE // 16}}}))",
+     "metric 'objective': expected a number"),
+    ("big-result-not-json", f"RESULT.write_text('{{' + 'x' * {HUGE // 16})", "is not valid JSON"),
 ]
 
 PRELUDE = "import json, os, pathlib\nRESULT = pathlib.Path(os.environ['AID2E_RESULT_FILE'])\n"

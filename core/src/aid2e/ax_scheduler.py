@@ -147,6 +147,7 @@ class AxScheduler:
         self._timed_out: set[int] = set()
         self._objective_hint: str | None = None
         self._stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
+        self._poll_failing = False  # the runner's last poll raised: poll again once per tick only
         self._record_texts: dict[int, tuple[TrialRecord, str]] = {}  # finished records' JSON
         self._campaign_id: str | None = None  # set at the first run, or by loading saved state
         self._campaign_dir: Path | None = None  # where the state was loaded from (else job_output_dir/name)
@@ -499,7 +500,7 @@ class AxScheduler:
                     if self._running:
                         timeout = max(0.0, poll_every - (time.monotonic() - last_poll))
                         timeout = min(timeout, AX_WAIT_SLICE if waiting_for_ax else CHECK_INTERVAL)
-                        changed = self.runner.wait(list(self._running.values()), timeout)
+                        changed = self._wait_for_jobs(timeout)
                         if changed or time.monotonic() - last_poll >= poll_every:
                             last_poll = time.monotonic()
                             if self._poll_and_finish():
@@ -645,8 +646,17 @@ class AxScheduler:
 
     def _collect(self, timeout: float) -> bool:
         """Wait for jobs to end, report the ended ones to Ax; True if any ended."""
-        self.runner.wait(list(self._running.values()), timeout)
+        self._wait_for_jobs(timeout)
         return self._poll_and_finish()
+
+    def _wait_for_jobs(self, timeout: float) -> bool:
+        """The runner's ``wait``; while polling fails, a plain pause of ``timeout`` instead: the
+        runner may keep reporting a change (a job it saw end) and every poll would ask the batch
+        system again, hundreds of times a second."""
+        if self._poll_failing:
+            time.sleep(max(0.0, timeout))
+            return False
+        return self.runner.wait(list(self._running.values()), timeout)
 
     def _poll_and_finish(self) -> bool:
         """Poll every running job once; report the ended ones to Ax. True if any ended."""
@@ -655,7 +665,9 @@ class AxScheduler:
             states = self.runner.poll(handles)
         except Exception as exc:  # a batch system hiccup must not lose the campaign
             log.warning("polling %s failed, will retry: %s", type(self.runner).__name__, exc)
+            self._poll_failing = True
             return False
+        self._poll_failing = False
         ended = False
         for index, handle in list(self._running.items()):
             state = states.get(handle.native_id)

@@ -297,7 +297,10 @@ def _measurement(raw: Any) -> Measurement:
 
 def _brief(raw: Any, limit: int = 80) -> str:
     """``repr(raw)``, cut to ``limit`` characters (a huge value must not become a huge message)."""
-    text = repr(raw)
+    try:
+        text = repr(raw)
+    except (RecursionError, ValueError):  # nested too deeply; an int beyond Python's digit limit
+        return f"a {type(raw).__name__} too large to show"
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
@@ -306,6 +309,8 @@ def _number(raw: Any) -> float:
         raise TypeError(f"expected a number, got {_brief(raw)}")
     try:
         value = float(raw)
+    except OverflowError:  # an integer of hundreds of digits
+        raise ValueError("value is too large for a float") from None
     except (TypeError, ValueError):
         raise TypeError(f"expected a number, got {_brief(raw)}") from None
     if not math.isfinite(value):

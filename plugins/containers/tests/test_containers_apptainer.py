@@ -261,3 +261,19 @@ def test_the_singularity_name_runs_the_same_engine(apptainer, sum_command, tmp_p
     assert result.metrics["objective"].mean == 0.75 and result.metrics["area"].mean == 0.125
     version = subprocess.run(["singularity", "--version"], capture_output=True, text=True, timeout=30)
     assert version.returncode == 0 and "apptainer" in version.stdout, os.environ.get("PATH")
+
+
+def test_env_file_left_as_a_symlink_is_replaced_not_written_through(apptainer, tmp_path) -> None:
+    """A trial's directory is the container's: what an earlier attempt left at container.env (a
+    symlink to a host file) must not make the next attempt write into that host file."""
+    host_file = tmp_path / "host.conf"
+    host_file.write_text("keep me\n")
+    workdir = tmp_path / "trial_0"
+    workdir.mkdir()
+    (workdir / "container.env").symlink_to(host_file)
+    request = JobRequest(experiment="env", trial_index=0, parameters={}, workdir=str(workdir),
+                         job=ContainerJob(image=apptainer["sif"], command=["true"]))
+    adapt(request, None)
+    assert host_file.read_text() == "keep me\n"
+    assert not (workdir / "container.env").is_symlink()
+    assert "AID2E_TRIAL_INDEX" in (workdir / "container.env").read_text()

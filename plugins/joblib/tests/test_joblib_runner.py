@@ -289,3 +289,31 @@ def test_tmp_dir_that_cannot_be_created_is_a_config_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(ConfigError, match="joblib config 'tmp_dir': cannot create"):
         JobLibRunner(config={"tmp_dir": str(blocker / "tmp")})
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("left", ["fifo", "symlink"])
+def test_launcher_log_left_by_an_earlier_attempt_is_not_opened(tmp_path: Path, left: str) -> None:
+    """The trial directory is the trial's: a FIFO at the launcher log blocked the submit forever,
+    a symlink made the controller append to the file it points to."""
+    host_file = tmp_path / "host.log"
+    host_file.write_text("keep me\n")
+    workdir = tmp_path / "trial_0"
+    workdir.mkdir()
+    log = workdir / "aid2e_launcher.log"
+    if left == "fifo":
+        os.mkfifo(log)
+    else:
+        log.symlink_to(host_file)
+    script = tmp_path / "ok.py"
+    script.write_text("import os, json\njson.dump({'objective': 1.0}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    runner = JobLibRunner(n_jobs=1)
+    try:
+        handle = runner.submit(JobRequest(experiment="e", trial_index=0, parameters={}, job=script_job(script),
+                                          workdir=str(workdir)))
+        assert runner.wait([handle], 30)
+        assert runner.result(handle).state is JobState.COMPLETED
+    finally:
+        runner.close()
+    assert host_file.read_text() == "keep me\n"
+    assert not log.is_symlink() and log.is_file()

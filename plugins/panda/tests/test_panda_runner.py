@@ -469,3 +469,13 @@ def test_campaign_end_to_end_with_a_function_shipped_in_the_sandbox(server, init
     scheduler.set_objective_function(objective)
     scheduler.run_optimization(max_trials=5)
     _exact(scheduler, lambda x, y: x ** 2 + y + offset)
+
+
+def test_published_metadata_is_read_with_bounds() -> None:
+    """What a job publishes is the job's: metadata nested too deeply or too large is ignored (it
+    made the result raise RecursionError), the good record of another job is still found."""
+    from aid2e_panda.runner import MAX_METADATA, _aid2e_metadata
+
+    good = json.dumps({"aid2e": {"version": 1, "status": {"exit_code": 0}, "result": '{"objective": 1}'}})
+    assert _aid2e_metadata({"1": good, "2": "[" * 100_000 + "]" * 100_000}) == json.loads(good)["aid2e"]
+    assert _aid2e_metadata({"3": '{"aid2e": {"pad": "' + "x" * MAX_METADATA + '"}}'}) is None

@@ -15,7 +15,6 @@ gone at that moment. :func:`read_result` turns those files into a :class:`JobRes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from .. import atomic
 from ..errors import ConfigError
 from ..types import JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
+from . import untrusted
 
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
@@ -31,6 +31,9 @@ STATUS_FILE = "aid2e_status.json"
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 TAIL_CHARS = 2000
+#: Bytes read at most from ``result.json`` and ``aid2e_status.json`` (larger ones fail the trial).
+RESULT_LIMIT = untrusted.JSON_LIMIT
+STATUS_LIMIT = 64 * 1024
 
 
 def script_job(path: str | os.PathLike[str], args: tuple[str, ...] = ()) -> ScriptJob:
@@ -84,22 +87,49 @@ def launcher_argv(workdir: str | os.PathLike[str], python: str | None = None) ->
     return [python or sys.executable, "-m", "aid2e.jobs.launch", str(Path(workdir).resolve())]
 
 
-def read_status(workdir: str | os.PathLike[str]) -> dict | None:
-    """The launcher's status record, or ``None`` if it has not written one."""
+def _load_status(workdir: Path) -> tuple[dict | None, str | None]:
+    """``(status record, None)``; ``(None, None)`` if the launcher has not written one;
+    ``(None, reason)`` if what is there cannot be a status record (the trial may have replaced it)."""
     try:
-        return json.loads((Path(workdir) / STATUS_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return None
+        value = untrusted.parse_json(untrusted.read_text(workdir / STATUS_FILE, STATUS_LIMIT))
+    except FileNotFoundError:
+        return None, None
+    except untrusted.UntrustedFileError as exc:
+        return None, str(exc)
+    except ValueError as exc:
+        return None, f"{STATUS_FILE} is not valid JSON: {exc}"
+    problem = _status_problem(value)
+    return (None, f"{STATUS_FILE} is not a launcher status: {problem}") if problem else (value, None)
+
+
+def _status_problem(value: object) -> str | None:
+    """What makes ``value`` not a status record the launcher writes (None if it is one)."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__}, not an object"
+    for key, kind in (("pid", int), ("child_pid", int), ("exit_code", int), ("signal", str), ("error", str),
+                      ("token", str), ("started_at", (int, float)), ("ended_at", (int, float))):
+        item = value.get(key)
+        if item is not None and (isinstance(item, bool) or not isinstance(item, kind)):
+            return f"{key!r} is a {type(item).__name__}"
+    for key in ("pid", "child_pid", "exit_code"):
+        if isinstance(value.get(key), int) and not -(2**31) <= value[key] < 2**32:
+            return f"{key!r} is out of range"
+    return None
+
+
+def read_status(workdir: str | os.PathLike[str]) -> dict | None:
+    """The launcher's status record, or ``None`` if there is none it wrote (missing, or a file
+    the trial replaced it with: :func:`read_result` says what is wrong with it)."""
+    return _load_status(Path(workdir))[0]
 
 
 def tail(path: Path, limit: int = TAIL_CHARS) -> str:
-    """The last ``limit`` characters of a text file ('' if it is missing)."""
+    """The last ``limit`` bytes of a text file in a trial directory ('' if it is missing; if it
+    cannot be read safely, why, in brackets)."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            return handle.read().decode(errors="replace").strip()
+        return untrusted.read_tail(path, limit).strip()
+    except untrusted.UntrustedFileError as exc:
+        return f"[{exc}]"
     except OSError:
         return ""
 
@@ -107,8 +137,8 @@ def tail(path: Path, limit: int = TAIL_CHARS) -> str:
 def read_command_token(workdir: str | os.PathLike[str]) -> str | None:
     """The attempt token the trial directory was prepared under (None: never prepared, or unreadable)."""
     try:
-        command = json.loads((Path(workdir) / COMMAND_FILE).read_text())
-    except (OSError, ValueError, RecursionError):
+        command = untrusted.parse_json(untrusted.read_text(Path(workdir) / COMMAND_FILE, STATUS_LIMIT))
+    except (OSError, ValueError):  # missing, replaced by the trial, not JSON
         return None
     token = command.get("token", "") if isinstance(command, dict) else None
     return token if isinstance(token, str) else None
@@ -145,55 +175,94 @@ def ended_under(workdir: str | os.PathLike[str], token: str | None) -> bool:
             and ("exit_code" in status or "signal" in status))
 
 
+_NOT_HEADLINES = ("Traceback (most recent call last):", "During handling of the above exception",
+                  "The above exception was the direct cause")
+
+
+def headline(stderr_tail: str, limit: int | None = 300) -> str:
+    """The meaningful line of a failed program's stderr tail: for a Python traceback the
+    exception line (``ValueError: bad geometry``), otherwise the last non-blank line; '' if
+    there is none. Cut to ``limit`` characters (``None``: not cut)."""
+    lines = [line.rstrip() for line in stderr_tail.splitlines()]
+    starts = [i for i, line in enumerate(lines) if line.lstrip().startswith(_NOT_HEADLINES[0])]
+    line = ""
+    if starts:
+        # after the last "Traceback" header: indented frame lines, then the exception line
+        line = next((text for text in lines[starts[-1] + 1:] if text.strip() and not text[0].isspace()), "")
+    if not line:
+        line = next((text.strip() for text in reversed(lines)
+                     if text.strip() and not text.strip().startswith(_NOT_HEADLINES)
+                     and set(text.strip()) - set("^~ ")), "")
+    return line if limit is None else _cut(line, limit)
+
+
+def _cut(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _stderr_note(stderr_tail: str) -> str:
+    """``": <headline> (stderr: <tail>)"`` for a failure message; just ``" (stderr: <tail>)"``
+    when the tail is its own headline ('' without stderr)."""
+    if not stderr_tail:
+        return ""
+    first = headline(stderr_tail, None)
+    lead = f": {_cut(first)}" if first and first != stderr_tail else ""
+    return f"{lead} (stderr: {stderr_tail})"
+
+
 def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False, token: str | None = None) -> JobResult:
     """Turn the files a finished script job left into a :class:`JobResult`.
 
-    Never invents a value: a missing status, a non-zero exit, a missing or malformed result
-    file all become FAILED with the reason (and stderr's tail). With ``token``, only a status
-    written under that attempt token counts: files another campaign or an earlier attempt left
-    in the directory are never taken for this attempt's result.
+    Never invents a value and never raises: a missing status, a non-zero exit, a missing,
+    malformed or hostile result or status file (see :mod:`aid2e.jobs.untrusted`) all become
+    FAILED with the reason; a failing script's message leads with the meaningful line of its
+    stderr (:func:`headline`), then stderr's tail. With ``token``, only a status written under
+    that attempt token counts: files another campaign or an earlier attempt left in the
+    directory are never taken for this attempt's result.
     """
     workdir = Path(workdir)
-    status = read_status(workdir)
+    status, problem = _load_status(workdir)
     if status is not None and not status_token_matches(status, token):
         return JobResult(state=JobState.FAILED, retryable=True,
                          message=f"the status file in {workdir} belongs to another run (its attempt token is "
                                  "not this attempt's): this attempt left no status of its own")
-    stderr_tail = tail(workdir / STDERR_FILE)
-    where = f" (stderr: {stderr_tail})" if stderr_tail else ""
     if canceled:
         return JobResult(state=JobState.CANCELED, message="canceled")
+    where = _stderr_note(tail(workdir / STDERR_FILE))
+    if problem is not None:
+        return JobResult(state=JobState.FAILED, message=f"cannot tell how the job ended: {problem}{where}")
     if status is None or "exit_code" not in status and "signal" not in status:
         return JobResult(state=JobState.FAILED, retryable=True,
                          message=f"job ended without recording an exit status in {workdir}{where}")
     if status.get("error"):
         return JobResult(state=JobState.FAILED, exit_code=status.get("exit_code"),
-                         message=f"could not start the script: {status['error']}")
+                         message=f"could not start the script: {_cut(status['error'])}")
     if status.get("signal"):
         return JobResult(state=JobState.FAILED,
-                         message=f"script killed by signal {status['signal']}{where}")
+                         message=f"script killed by signal {_cut(status['signal'])}{where}")
     code = status["exit_code"]
     if code != 0:
         return JobResult(state=JobState.FAILED, exit_code=code,
                          message=f"script exited with code {code}{where}")
     result_path = workdir / RESULT_FILE
     try:
-        text = result_path.read_text()
+        text = untrusted.read_text(result_path, RESULT_LIMIT)
     except FileNotFoundError:
         return JobResult(state=JobState.FAILED, exit_code=0,
                          message=f"script exited 0 but wrote no result to $AID2E_RESULT_FILE ({result_path})")
+    except untrusted.UntrustedFileError as exc:
+        return JobResult(state=JobState.FAILED, exit_code=0, message=f"bad result in {workdir}: {exc}")
     try:
-        value = json.loads(text)
+        value = untrusted.parse_json(text)
     except ValueError as exc:
         return JobResult(state=JobState.FAILED, exit_code=0,
                          message=f"result file {result_path} is not valid JSON: {exc}")
     infeasible = infeasible_reason(value)
     if infeasible is not None:
-        return JobResult(state=JobState.COMPLETED, exit_code=0, infeasible=infeasible)
+        return JobResult(state=JobState.COMPLETED, exit_code=0, infeasible=infeasible[:TAIL_CHARS])
     try:
         metrics = parse_metrics(value)
-    except ValueError as exc:
-        return JobResult(state=JobState.FAILED, exit_code=0,
-                         message=f"bad result in {result_path}: {exc}")
+    except (ValueError, RecursionError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else "it is nested too deeply"
+        return JobResult(state=JobState.FAILED, exit_code=0, message=f"bad result in {result_path}: {reason}")
     return JobResult(state=JobState.COMPLETED, metrics=metrics, exit_code=0)
-

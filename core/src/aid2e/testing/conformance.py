@@ -23,6 +23,7 @@ defined at the top level of this module, so they pickle by reference into worker
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -50,6 +51,32 @@ from ..types import (
 
 #: A parameter value that breaks anything that passes parameters through a shell.
 NASTY = "\"; rm -rf ./victim; touch pwned $(touch pwned2) `touch pwned3` 'x' \\\"y\\\" && echo $HOME"
+
+
+#: A host file's content that must never reach a trial's message or the logs.
+SECRET = "conformance-host-secret-4711"
+
+#: Scripts (bodies for :meth:`BackendConformance.write_script`) that leave a hostile or odd file
+#: where aid2e reads; each must fail its own trial only, with a one-line reason, without blocking
+#: and without showing anything outside the trial directory (``params["secret"]`` is a host file).
+HOSTILE_RESULTS = {
+    "fifo": "os.mkfifo(os.environ['AID2E_RESULT_FILE'])\n",
+    "dev-zero": "os.symlink('/dev/zero', os.environ['AID2E_RESULT_FILE'])\n",
+    "host-file": "os.symlink(params['secret'], os.environ['AID2E_RESULT_FILE'])\n",
+    "directory": "os.mkdir(os.environ['AID2E_RESULT_FILE'])\n",
+    "deep-json": "write_result('[' * 100000 + ']' * 100000)\n",
+    "huge-int": "write_result('{\"objective\": 1' + '0' * 400 + '}')\n",
+    "fifo-stderr": "os.unlink('stderr.txt')\nos.mkfifo('stderr.txt')\nsys.exit(1)\n",
+}
+#: A script that makes its status file a FIFO while it runs (its launcher replaces it at the end).
+FIFO_STATUS_WHILE_RUNNING = """
+    while not os.path.exists('aid2e_status.json'):
+        time.sleep(0.01)
+    os.mkfifo('fifo.tmp')
+    os.replace('fifo.tmp', 'aid2e_status.json')
+    time.sleep(1.5)
+    write_result({"objective": 1.0})
+"""
 
 
 # ------------------------------------------------------------------ function objectives
@@ -272,6 +299,36 @@ class BackendConformance:
         assert "JSON" in result.message
         assert not result.metrics
 
+    @pytest.mark.timeout(300)
+    def test_hostile_result_files_fail_their_trial_only(self, backend: Backend, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+        """A FIFO, a symlink (to /dev/zero, to a host file), a directory, JSON nested too deeply,
+        a 400-digit number where the result should be, a FIFO as stderr: each fails its own
+        trial with a one-line reason and nothing of the host file, without hanging the backend;
+        a healthy job and one whose status file is a FIFO while it runs complete beside them."""
+        caplog.set_level(logging.DEBUG)
+        secret = tmp_path / "host-secret.json"
+        secret.write_text(json.dumps({"objective": 1.0, "note": SECRET}))
+        jobs = {name: self.write_script(tmp_path, f"hostile_{i}", body)
+                for i, (name, body) in enumerate(HOSTILE_RESULTS.items())}
+        jobs["healthy"] = self.write_script(tmp_path, "healthy", 'write_result({"objective": params["x"]})\n')
+        jobs["fifo-status"] = self.write_script(tmp_path, "fifo_status", FIFO_STATUS_WHILE_RUNNING)
+        handles = {name: backend.submit(self.make_request(tmp_path, i, path, {"x": 0.5, "secret": str(secret)}))
+                   for i, (name, path) in enumerate(jobs.items())}
+        states = self.wait_final(backend, list(handles.values()))
+        results = {name: backend.result(handle) for name, handle in handles.items()}
+        for name in ("healthy", "fifo-status"):
+            assert states[handles[name].native_id] is JobState.COMPLETED, f"{name}: {results[name].message}"
+            assert results[name].metrics["objective"] == Measurement(mean=0.5 if name == "healthy" else 1.0)
+        for name in HOSTILE_RESULTS:
+            result = results[name]
+            assert states[handles[name].native_id] is JobState.FAILED, f"{name}: {result.message}"
+            assert result.state is JobState.FAILED and not result.metrics, name
+            assert result.message and "\n" not in result.message, f"{name}: {result.message!r}"
+            assert SECRET not in result.message, f"{name}: a host file's content reached the message"
+        assert "FIFO" in results["fifo-stderr"].message
+        assert SECRET not in caplog.text, "a host file's content reached the logs"
+
     @pytest.mark.timeout(180)
     def test_nan_result_fails(self, backend: Backend, tmp_path: Path) -> None:
         result = self.run_script(backend, tmp_path, "write_result('{\"objective\": NaN}')\n")
@@ -434,4 +491,5 @@ class BackendConformance:
         assert not result.metrics
 
 
-__all__ = ["BackendConformance", "NASTY", "objective_ok", "objective_sleep", "objective_crash_worker"]
+__all__ = ["BackendConformance", "FIFO_STATUS_WHILE_RUNNING", "HOSTILE_RESULTS", "NASTY", "SECRET", "objective_ok",
+           "objective_sleep", "objective_crash_worker"]

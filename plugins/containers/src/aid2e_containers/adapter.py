@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from aid2e import atomic
 from aid2e.errors import ConfigError
 from aid2e.types import JobRequest, ScriptJob
 
@@ -109,7 +110,8 @@ def adapt(request: JobRequest, runner: Any) -> JobRequest:
         on_cancel = [*engine.base_argv(), "kill", name]
     else:
         env_file = trial_dir / APPTAINER_ENV_FILE
-        env_file.write_text(apptainer_env_file(env, evaluated=apptainer_evaluates_env(spec.options)), encoding="utf-8")
+        # replaced, never written through: a rerun's trial directory may hold what the last attempt left there
+        atomic.write_bytes(env_file, apptainer_env_file(env, evaluated=apptainer_evaluates_env(spec.options)).encode())
         argv = apptainer_argv(engine, spec, image=info.run_ref, trial_dir=str(trial_dir), env_file=str(env_file),
                               resources=request.resources)
         on_cancel = []

@@ -376,14 +376,16 @@ class JobLibRunner(Backend):
             request = attrs.evolve(request, job=attrs.evolve(request.job, env={**self._job_env(), **request.job.env}))
         try:
             workdir = script_kind.prepare_workdir(request)
-            (workdir / CANCEL_MARKER).unlink(missing_ok=True)
+            # what an earlier attempt left may be a FIFO or a symlink: never opened, removed
+            for stale in (CANCEL_MARKER, LAUNCHER_LOG):
+                (workdir / stale).unlink(missing_ok=True)
         except (OSError, ValueError) as exc:
             raise SubmitError(
                 f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"
             ) from None
         argv = script_kind.launcher_argv(workdir)
         try:
-            with open(workdir / LAUNCHER_LOG, "ab") as launcher_log:
+            with open(workdir / LAUNCHER_LOG, "xb") as launcher_log:
                 proc = subprocess.Popen(
                     argv,
                     cwd=workdir,

@@ -20,6 +20,7 @@ PanDA's ``transExitCode`` is the command's exit code.
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ JOBDIR = "@@AID2E_JOBDIR@@"
 TAIL = 2000
 #: Results larger than this are not published (PanDA keeps metadata small).
 MAX_RESULT = 64 * 1024
+NOT_REGULAR = "result.json is a symlink or not a regular file: aid2e reads only regular files in the trial directory"
 
 
 def _write_json(path, value):
@@ -42,12 +44,22 @@ def _write_json(path, value):
     os.replace(tmp, path)
 
 
+def _open_regular(path):
+    """A file the command left, opened as aid2e.jobs.untrusted does (this wrapper cannot import
+    aid2e): no symlink followed, never blocking on a FIFO, a regular file only. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(NOT_REGULAR)
+    return os.fdopen(fd, "rb")
+
+
 def _tail(path):
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             handle.seek(0, os.SEEK_END)
             handle.seek(max(0, handle.tell() - TAIL))
-            return handle.read().decode(errors="replace").strip()
+            return handle.read(TAIL).decode(errors="replace").strip()
     except OSError:
         return ""
 
@@ -55,14 +67,16 @@ def _tail(path):
 def _publish(here, status):
     result = None
     try:
-        with open(os.path.join(here, RESULT_FILE), "rb") as handle:
+        with _open_regular(os.path.join(here, RESULT_FILE)) as handle:
             raw = handle.read(MAX_RESULT + 1)
         if len(raw) > MAX_RESULT:
             status.setdefault("error_note", f"result.json larger than {MAX_RESULT} bytes was not published")
         else:
             result = raw.decode(errors="replace")
-    except OSError:
+    except FileNotFoundError:
         pass
+    except OSError:
+        status.setdefault("error_note", NOT_REGULAR)
     metadata = {"aid2e": {"version": 1, "status": status, "result": result,
                           "stderr_tail": _tail(os.path.join(here, "stderr.txt"))}}
     _write_json(os.path.join(here, METADATA_FILE), metadata)

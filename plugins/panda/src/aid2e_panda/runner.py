@@ -40,6 +40,7 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
+from aid2e.jobs import untrusted
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, Resources, ScriptJob
 
 from . import auth, sandbox
@@ -57,6 +58,8 @@ JOB_ACTIVE = {"sent", "starting", "running", "holding", "transferring", "merging
 JOB_QUEUED = {"pending", "defined", "waiting", "assigned", "throttled", "activated"}
 #: Seconds subtracted from the earliest submission time for the listing's ``since`` (clock skew).
 SINCE_MARGIN = 86400.0
+#: Characters of one job's user metadata read at most (the wrapper publishes at most 64 KiB of result).
+MAX_METADATA = 256 * 1024
 
 
 @frozen(kw_only=True)
@@ -399,10 +402,15 @@ class PanDARunner(Backend):
                 + (f"; {panda}" if panda else "")))
         try:
             _write_back(Path(handle.workdir), published)
-        except OSError as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # a directory at result.json, a status with NaN
+            why = exc if isinstance(exc, OSError) else "its status is not JSON aid2e writes"
             return JobResult(state=JobState.FAILED, message=f"could not write the result of task {task_id} into "
-                             f"{handle.workdir}: {exc}")
+                             f"{handle.workdir}: {why}")
         result = script_kind.read_result(handle.workdir)
+        published_status = published.get("status")
+        note = published_status.get("error_note") if isinstance(published_status, dict) else None
+        if result.state is JobState.FAILED and isinstance(note, str) and note:
+            result = attrs.evolve(result, message=f"{result.message}; {note[:300]}")
         if result.state is JobState.FAILED and panda and status != "done":
             result = attrs.evolve(result, message=f"{result.message}; PanDA task {task_id}: {panda}")
         return result
@@ -485,14 +493,15 @@ def _job_diag(job: Any, dialog: str) -> str:
 
 def _aid2e_metadata(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
     """The aid2e record of the task's last job that published one."""
-    import json
-
     best = None
     for key in sorted(metadata, key=lambda k: (_int(k) or 0)):
         value = metadata[key]
         if isinstance(value, str):
+            if len(value) > MAX_METADATA:  # what the job published is untrusted: bounded, parsed safely
+                log.warning("PanDA job %s published %d characters of metadata; ignored", key, len(value))
+                continue
             try:
-                value = json.loads(value)
+                value = untrusted.parse_json(value)
             except ValueError:
                 continue
         if isinstance(value, dict) and isinstance(value.get("aid2e"), dict):
@@ -509,14 +518,14 @@ def _write_back(workdir: Path, published: Mapping[str, Any]) -> None:
     else:
         (workdir / script_kind.STATUS_FILE).unlink(missing_ok=True)
     result = published.get("result")
-    if isinstance(result, str):
-        atomic.write_bytes(workdir / script_kind.RESULT_FILE, result.encode())
+    if isinstance(result, str):  # more than read_result reads is cut: it then fails as too large
+        atomic.write_bytes(workdir / script_kind.RESULT_FILE, result[:script_kind.RESULT_LIMIT + 1].encode())
     else:
         (workdir / script_kind.RESULT_FILE).unlink(missing_ok=True)
     stderr = published.get("stderr_tail")
     stderr_path = workdir / script_kind.STDERR_FILE
-    if isinstance(stderr, str) and stderr and not stderr_path.exists():
-        stderr_path.write_text(stderr + "\n")
+    if isinstance(stderr, str) and stderr and not os.path.lexists(stderr_path):
+        atomic.write_bytes(stderr_path, (stderr[-script_kind.TAIL_CHARS:] + "\n").encode())
 
 
 class PanDAiDDSRunner(PanDARunner):

@@ -375,7 +375,11 @@ class PsijRunner(Backend):
         states = {}
         now = time.monotonic()
         for handle in handles:
-            states[handle.native_id] = self._state_of(handle, queue, now)
+            try:
+                states[handle.native_id] = self._state_of(handle, queue, now)
+            except Exception as exc:  # noqa: BLE001 - one trial's files must not hide the others
+                log.warning("cannot poll %s job %s: %s", self.executor_name, handle.native_id, _one_line(exc))
+                states[handle.native_id] = JobState.FAILED
         return states
 
     def _query_queue(self, native_ids: list[str]) -> dict[str, _Seen] | None:
@@ -449,7 +453,11 @@ class PsijRunner(Backend):
         kept = self._results.get(handle.native_id)
         if kept is not None:
             return kept
-        result = self._result(handle)
+        try:
+            result = self._result(handle)
+        except Exception as exc:  # noqa: BLE001 - never raise for one job: it fails, the others go on
+            result = JobResult(state=JobState.FAILED, message=f"cannot read the result of {self.executor_name} "
+                                                              f"job {handle.native_id}: {_one_line(exc)}")
         self._results[handle.native_id] = result
         self._untidy[handle.native_id] = handle
         self._tidy()
