@@ -291,3 +291,18 @@ def test_plugins_list_is_light_and_fast(tmp_path):
     assert report["rc"] == 0
     assert report["heavy"] == [], f"plugins list imported {report['heavy']}"
     assert report["elapsed"] < 1.0, f"import + run took {report['elapsed']:.3f} s"
+
+
+def test_output_cut_off_by_a_closed_pipe_is_not_an_error(tmp_path):
+    """`aid2e status DIR --json | head -c 1`: the reader goes away while aid2e still writes (far
+    more than a pipe holds); no message, exit 0."""
+    trials = [{"index": i, "parameters": {"x": i / 3}, "status": "COMPLETED", "metrics": {"objective": i}}
+              for i in range(3000)]
+    (tmp_path / "trials.json").write_text(json.dumps(
+        {"format": "aid2e-experiment", "version": 2, "saved_at": 1.0, "scheduler": {"trials": trials}}))
+    proc = subprocess.Popen([sys.executable, "-m", "aid2e", "status", str(tmp_path), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(1) == b"{"
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err == b"", err

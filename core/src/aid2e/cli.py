@@ -334,18 +334,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aid2e: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback with -v
-        log.debug("command failed", exc_info=True)
-        text = " ".join(str(exc).split())[:300]
-        print(f"aid2e: error: {type(exc).__name__}: {text}"
-              + ("" if getattr(args, "verbose", False) else " (aid2e -v shows the traceback)"), file=sys.stderr)
-        return 1
     except BrokenPipeError:  # e.g. ``aid2e plugins list | head -1``
         try:  # keep the interpreter from complaining when it flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError):
             pass
         return 0
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback with -v
+        log.debug("command failed", exc_info=True)
+        text = " ".join(str(exc).split())[:300]
+        print(f"aid2e: error: {type(exc).__name__}: {text}"
+              + ("" if getattr(args, "verbose", False) else " (aid2e -v shows the traceback)"), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
