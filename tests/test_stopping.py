@@ -20,15 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from aid2e.testing.conformance import process_gone, still_running
+
 CAMPAIGN = str(Path(__file__).with_name("function_campaign.py"))
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
 
 
 def _wait_for(condition, timeout: float, what: str) -> None:
@@ -36,6 +30,13 @@ def _wait_for(condition, timeout: float, what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
         time.sleep(0.05)
+
+
+def _kill(pids) -> None:
+    """Clean up after a failed test: no worker of it may be left behind."""
+    for pid in pids:
+        if not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _started_pids(where: Path) -> dict[str, int]:
@@ -53,13 +54,12 @@ def test_the_controller_exits_after_run_optimization_although_a_function_trial_h
         out, _ = child.communicate()
         pytest.fail(f"the controller did not exit after run_optimization returned:\n{out[-2000:]}")
     finally:
-        for pid in _started_pids(tmp_path).values():
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        survivors = still_running(_started_pids(tmp_path).values(), 10)
+        _kill(survivors)
     assert "returned" in out, out[-2000:]
     assert child.returncode == 0, out[-2000:]
-    (pid,) = _started_pids(tmp_path).values()
-    _wait_for(lambda: _gone(pid), 10, f"the hung trial's worker {pid} to be gone")
+    assert len(_started_pids(tmp_path)) == 1
+    assert not survivors, "the hung trial's worker outlived its controller"
 
 
 class _Terminal:
@@ -113,9 +113,7 @@ def test_ctrl_c_at_a_terminal_awaits_the_running_function_trials_which_complete(
         terminal.type_ctrl_c()
         code = terminal.wait(60)
     finally:
-        for pid in _started_pids(tmp_path).values():
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill(_started_pids(tmp_path).values())
     assert code == 130, terminal.text[-2000:]
     assert "2 trial(s) that could not be left were waited for" in terminal.text, terminal.text[-2000:]
     assert "KeyboardInterrupt" not in terminal.text, terminal.text[-2000:]
@@ -131,14 +129,12 @@ def test_second_ctrl_c_at_a_terminal_cancels_the_function_trials_and_their_worke
         workers = list(_started_pids(tmp_path).values())
         terminal.type_ctrl_c()
         _wait_for(lambda: b"Press Ctrl-C again" in terminal.output, 30, "the first Ctrl-C to be handled")
-        assert not any(_gone(pid) for pid in workers), "the first Ctrl-C reached the workers"
+        assert not any(process_gone(pid) for pid in workers), "the first Ctrl-C reached the workers"
         terminal.type_ctrl_c()
         code = terminal.wait(60)
-        _wait_for(lambda: all(_gone(pid) for pid in workers), 10, f"workers {workers} to be gone")
+        assert not still_running(workers, 10), "the canceled trials' workers still run"
     finally:
-        for pid in _started_pids(tmp_path).values():
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill(_started_pids(tmp_path).values())
     assert code == 130, terminal.text[-2000:]
     assert "2 running trial(s) canceled" in terminal.text, terminal.text[-2000:]
     assert not list(tmp_path.glob("done_*"))

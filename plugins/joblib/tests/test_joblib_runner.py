@@ -13,7 +13,13 @@ import pytest
 from aid2e.errors import ConfigError
 from aid2e.jobs.function import function_job
 from aid2e.jobs.script import script_job
-from aid2e.testing.conformance import objective_crash_worker, objective_ok, objective_sleep, objective_worker_pid
+from aid2e.testing.conformance import (
+    objective_crash_worker,
+    objective_ok,
+    objective_sleep,
+    objective_worker_pid,
+    still_running,
+)
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobState
 from aid2e_joblib import JobLibConfig, JobLibRunner
 
@@ -231,14 +237,6 @@ print((workdir / "pid.txt").read_text(), flush=True)
 """
 
 
-def _process_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.timeout(60)
 def test_cancel_escalates_to_sigkill_even_when_the_controller_exits_right_after(tmp_path: Path) -> None:
     """The job's launcher escalates, not a timer in the controller that dies with it."""
@@ -253,14 +251,10 @@ def test_cancel_escalates_to_sigkill_even_when_the_controller_exits_right_after(
                                 capture_output=True, text=True, timeout=60)
     assert controller.returncode == 0, controller.stderr
     pid = int(controller.stdout.split()[0])
-    try:
-        deadline = time.monotonic() + 15  # the grace period (3 s) and a margin for a busy machine
-        while not _process_gone(pid):
-            assert time.monotonic() < deadline, "the SIGTERM-ignoring job survived its controller's cancel"
-            time.sleep(0.1)
-    finally:
-        if not _process_gone(pid):
-            os.kill(pid, 9)
+    survivors = still_running([pid], 15)  # the grace period (3 s) and a margin for a busy machine
+    for survivor in survivors:
+        os.kill(survivor, 9)
+    assert not survivors, "the SIGTERM-ignoring job survived its controller's cancel"
 
 
 @pytest.mark.timeout(120)
@@ -278,10 +272,7 @@ def test_canceling_a_running_function_kills_its_worker_and_the_next_job_gets_a_n
         assert runner.cancel_stops(hung)
         runner.cancel(hung)
         assert runner.poll([hung])[hung.native_id] is JobState.CANCELED
-        deadline = time.monotonic() + 10
-        while not _process_gone(worker):
-            assert time.monotonic() < deadline, f"the canceled job's worker {worker} still runs"
-            time.sleep(0.05)
+        assert not still_running([worker], 10), "the canceled job's worker still runs"
         assert _wait_all(runner, [queued])[queued.native_id] is JobState.COMPLETED, runner.result(queued).message
         assert int(runner.result(queued).metrics["objective"].mean) != worker
     finally:
