@@ -8,6 +8,7 @@ import time
 import pytest
 
 import aid2e
+from aid2e.testing.conformance import still_running
 
 
 def script(tmp_path, body, name="objective.py"):
@@ -143,3 +144,43 @@ def test_state_and_trial_directories_are_not_writable_by_others(make_ax_client, 
         assert not stat.S_IMODE(path.stat().st_mode) & 0o022, f"{path} is writable by others"
     for state_file in ("trials.json", "experiment.json"):
         assert not stat.S_IMODE((scheduler.experiment_dir / state_file).stat().st_mode) & 0o022
+
+
+def _hangs_once(markers):
+    """An objective for process workers (pickled by value: its module is not importable there)
+    whose first call records its worker's pid and never returns; later calls return at once."""
+    namespace = {"__name__": "aid2e_test_hangs_once"}
+    exec(textwrap.dedent(f"""
+        import os, time
+        def hangs_once(x, y):
+            first = os.path.join({str(markers)!r}, "first")
+            try:
+                fd = os.open(first, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return {{"objective": x + y}}
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            time.sleep(3600)
+    """), namespace)
+    return namespace["hangs_once"]
+
+
+@pytest.mark.timeout(120)
+def test_trial_timeout_kills_a_hung_function_and_the_queued_trial_runs_on_a_new_worker(
+        make_ax_client, config, markers):
+    """One worker, two trials in flight: the second waits behind the hung first one; it is not
+    timed while it waits, and runs once the first one's worker is killed."""
+    from aid2e_joblib import JobLibRunner
+
+    with JobLibRunner(n_jobs=1, backend="loky") as runner:
+        scheduler = aid2e.AxScheduler(make_ax_client("hung_function"), runner, {
+            **config, "trial_timeout": 2, "tolerated_failure_rate": 1.0, "max_parallel_trials": 2,
+            "monitoring_interval": 0.2})
+        scheduler.set_objective_function(_hangs_once(markers))
+        scheduler.run_optimization(max_trials=2)
+        hung_worker = int((markers / "first").read_text())
+        trials = scheduler.experiment.trials
+        assert trials[0].status.name == "FAILED"
+        assert "exceeded trial_timeout=2 s and was canceled" in trials[0].status_reason
+        assert trials[1].status.name == "COMPLETED", trials[1].status_reason
+        assert not still_running([hung_worker], 10), "the timed-out trial's worker still runs"

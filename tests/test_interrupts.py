@@ -212,3 +212,13 @@ def test_ctrl_c_in_a_batch_abandons_the_batch_trials_not_yet_launched(make_ax_cl
     statuses = [t.status.name for t in scheduler.experiment.trials.values()]
     assert statuses == ["COMPLETED"] * 2 + ["ABANDONED"] * 3
     assert all("not launched: Ctrl-C" in scheduler.experiment.trials[i].status_reason for i in (2, 3, 4))
+
+
+def test_sigterm_says_function_threads_were_given_up_not_stopped(make_ax_client, threads, config):
+    """A thread cannot be stopped: the message must not claim it was."""
+    scheduler, _, started = function_campaign(make_ax_client, threads, config, "sigterm_threads", 1.0)
+    signal_when(lambda: len(started) == 2, signal.SIGTERM)
+    with pytest.raises(CampaignInterrupted) as caught:
+        scheduler.run_optimization(max_trials=6)
+    message = str(caught.value)
+    assert "2 function trial(s) given up but not stopped" in message and "stopped; they run" not in message

@@ -145,6 +145,7 @@ class AxScheduler:
         self._facts: _ExperimentFacts | None = None
         self._job: Any = None  # the job spec of the run in progress (for retries)
         self._timed_out: set[int] = set()
+        self._running_since: dict[int, float] = {}  # first poll that saw the job ACTIVE (for trial_timeout)
         self._objective_hint: str | None = None
         self._stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
         self._poll_failing = False  # the runner's last poll raised: poll again once per tick only
@@ -518,7 +519,7 @@ class AxScheduler:
             owner.want(0)
         stop = _Interruption(signal="SIGTERM" if signals.terminated and not signals.presses else "Ctrl-C")
         for index, handle in list(self._running.items()):
-            if _outlives(self.runner, handle):
+            if _ask(self.runner, "outlives_controller", handle, False):
                 del self._running[index]
                 stop.left_running.append(index)
             elif signals.terminated:  # the process is about to end: stop it, run it again on resume
@@ -527,6 +528,8 @@ class AxScheduler:
                 del self._running[index]
                 self.trials[index].handle = None
                 stop.rerun.append(index)
+                if not _ask(self.runner, "cancel_stops", handle, True):
+                    stop.not_stopped += 1
         self._save_state()
         if self._running:
             stop.awaited = len(self._running)
@@ -628,6 +631,7 @@ class AxScheduler:
     def _submit(self, index: int, job: Any) -> None:
         record = self.trials[index]
         record.started_at = time.time()
+        self._running_since.pop(index, None)
         try:
             request = self._request(index, job)
             atomic.private_dir(request.workdir)
@@ -671,6 +675,8 @@ class AxScheduler:
         ended = False
         for index, handle in list(self._running.items()):
             state = states.get(handle.native_id)
+            if state is JobState.ACTIVE:
+                self._running_since.setdefault(index, time.time())
             if state is None or not state.is_final:
                 continue
             try:
@@ -687,11 +693,12 @@ class AxScheduler:
         record = self.trials[index]
         self._running.pop(index, None)
         record.ended_at = time.time()
+        ran_since = self._running_since.pop(index, record.started_at)
         if index in self._timed_out:
             self._timed_out.discard(index)
             result = JobResult(state=JobState.FAILED, exit_code=result.exit_code,
                                message=f"trial exceeded trial_timeout={self.config.trial_timeout:g} s and was "
-                               f"canceled (ran {record.ended_at - record.started_at:.0f} s)")
+                               f"canceled (ran {record.ended_at - ran_since:.0f} s)")
         if (result.state is JobState.FAILED and result.retryable and self._job is not None
                 and record.attempts <= self.config.max_retries):
             record.attempts += 1
@@ -751,13 +758,16 @@ class AxScheduler:
         self._show_progress()
 
     def _enforce_timeout(self) -> None:
-        """Cancel trials running longer than ``trial_timeout`` (they end as FAILED, saying so)."""
+        """Cancel trials running longer than ``trial_timeout`` (they end as FAILED, saying so),
+        timed from the first poll that saw their job running: time spent queued (in a batch
+        queue, or behind busy workers) does not count."""
         limit = self.config.trial_timeout
         if limit is None:
             return
         now = time.time()
         for index, handle in list(self._running.items()):
-            if index not in self._timed_out and now - self.trials[index].started_at > limit:
+            since = self._running_since.get(index)
+            if index not in self._timed_out and since is not None and now - since > limit:
                 self._timed_out.add(index)
                 log.warning("trial %d exceeded trial_timeout=%g s: canceling it", index, limit)
                 try:
@@ -1037,6 +1047,7 @@ class _Interruption:
     signal: str
     left_running: list[int] = field(factory=list)  # jobs that outlive the controller, left alone
     rerun: list[int] = field(factory=list)  # stopped at SIGTERM; submitted again on resume
+    not_stopped: int = 0  # of those, given up but still running (the runner cannot stop them)
     awaited: int = 0  # jobs that could not be left, waited for
     canceled: int = 0  # canceled by a second Ctrl-C
 
@@ -1045,8 +1056,13 @@ class _Interruption:
         if self.left_running:
             parts.append(f"{len(self.left_running)} trial(s) left running as jobs "
                          f"({', '.join(map(str, self.left_running))})")
-        if self.rerun:
-            parts.append(f"{len(self.rerun)} function trial(s) stopped; they run again on resume")
+        stopped = len(self.rerun) - self.not_stopped
+        if stopped:
+            parts.append(f"{stopped} function trial(s) stopped; they run again on resume")
+        if self.not_stopped:
+            parts.append(f"{self.not_stopped} function trial(s) given up but not stopped (they run in threads, "
+                         "which cannot be stopped: until they return or this process exits); they run again "
+                         "on resume")
         if self.awaited:
             parts.append(f"{self.awaited} trial(s) that could not be left were waited for")
         if self.canceled:
@@ -1055,13 +1071,15 @@ class _Interruption:
                 f"{experiment_dir} --max-trials K (or AxScheduler.resume(path, runner) in Python)")
 
 
-def _outlives(runner: Any, handle: JobHandle) -> bool:
-    check = getattr(runner, "outlives_controller", None)
+def _ask(runner: Any, question: str, handle: JobHandle, default: bool) -> bool:
+    """The runner's answer to an optional yes/no method about a job (``outlives_controller``,
+    ``cancel_stops``), or ``default`` if it has none or it fails."""
+    check = getattr(runner, question, None)
     try:
-        return bool(check(handle)) if callable(check) else False
+        return bool(check(handle)) if callable(check) else default
     except Exception:  # a third-party backend's bug must not turn Ctrl-C into a crash
-        log.debug("outlives_controller failed", exc_info=True)
-        return False
+        log.debug("%s failed", question, exc_info=True)
+        return default
 
 
 @define(frozen=True)

@@ -76,6 +76,13 @@ class Backend(abc.ABC):
         """
         return False
 
+    def cancel_stops(self, handle: JobHandle) -> bool:
+        """Whether :meth:`cancel` stops the job's work, rather than only giving it up. The
+        default, True, is what a backend should do; False is for work that cannot be stopped
+        (a function running in a thread runs on until it returns), so messages stay honest.
+        """
+        return True
+
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """Find the job an earlier controller submitted for ``request`` but died before it
         recorded the handle (it saves each trial just before submitting it). Return its handle,

@@ -13,7 +13,13 @@ import pytest
 from aid2e.errors import ConfigError
 from aid2e.jobs.function import function_job
 from aid2e.jobs.script import script_job
-from aid2e.testing.conformance import objective_crash_worker, objective_ok, objective_sleep
+from aid2e.testing.conformance import (
+    objective_crash_worker,
+    objective_ok,
+    objective_sleep,
+    objective_worker_pid,
+    still_running,
+)
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobState
 from aid2e_joblib import JobLibConfig, JobLibRunner
 
@@ -210,6 +216,81 @@ def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
         assert time.monotonic() < deadline, "SIGTERM-ignoring job survived cancel"
         time.sleep(0.1)
     runner.close()
+
+
+CANCEL_THEN_EXIT = """
+import sys, time
+from pathlib import Path
+from aid2e.jobs.script import script_job
+from aid2e.types import JobRequest
+from aid2e_joblib import JobLibRunner
+
+script, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+runner = JobLibRunner(n_jobs=1, backend="threading")
+handle = runner.submit(JobRequest(experiment="exit", trial_index=0, parameters={"x": 1.0},
+                                  job=script_job(script), workdir=str(workdir)))
+deadline = time.monotonic() + 30
+while not (workdir / "pid.txt").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+runner.cancel(handle)
+print((workdir / "pid.txt").read_text(), flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_cancel_escalates_to_sigkill_even_when_the_controller_exits_right_after(tmp_path: Path) -> None:
+    """The job's launcher escalates, not a timer in the controller that dies with it."""
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open('pid.txt', 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    controller = subprocess.run([sys.executable, "-c", CANCEL_THEN_EXIT, str(script), str(tmp_path / "trial_0")],
+                                capture_output=True, text=True, timeout=60)
+    assert controller.returncode == 0, controller.stderr
+    pid = int(controller.stdout.split()[0])
+    survivors = still_running([pid], 15)  # the grace period (3 s) and a margin for a busy machine
+    for survivor in survivors:
+        os.kill(survivor, 9)
+    assert not survivors, "the SIGTERM-ignoring job survived its controller's cancel"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
+def test_canceling_a_running_function_kills_its_worker_and_the_next_job_gets_a_new_one(tmp_path, backend):
+    runner = JobLibRunner(n_jobs=1, backend=backend)
+    try:
+        first = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_worker_pid), {"x": 1.0, "y": 0.0}))
+        _wait_all(runner, [first])
+        worker = int(runner.result(first).metrics["objective"].mean)
+        hung = runner.submit(_request(tmp_path, 1, FunctionJob(function=objective_sleep), {"seconds": 3600}))
+        queued = runner.submit(_request(tmp_path, 2, FunctionJob(function=objective_worker_pid), {"x": 1.0, "y": 0.0}))
+        states = runner.poll([hung, queued])
+        assert (states[hung.native_id], states[queued.native_id]) == (JobState.ACTIVE, JobState.QUEUED)
+        assert runner.cancel_stops(hung)
+        runner.cancel(hung)
+        assert runner.poll([hung])[hung.native_id] is JobState.CANCELED
+        assert not still_running([worker], 10), "the canceled job's worker still runs"
+        assert _wait_all(runner, [queued])[queued.native_id] is JobState.COMPLETED, runner.result(queued).message
+        assert int(runner.result(queued).metrics["objective"].mean) != worker
+    finally:
+        runner.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_canceled_function_thread_is_given_up_honestly_and_frees_its_slot(tmp_path: Path) -> None:
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    try:
+        hung = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_sleep), {"seconds": 2}))
+        queued = runner.submit(_request(tmp_path, 1, function_job(objective_ok, ["x", "y"]), {"x": 1.0, "y": 1.0}))
+        assert not runner.cancel_stops(hung)
+        runner.cancel(hung)
+        assert "cannot be stopped" in runner.result(hung).message
+        assert _wait_all(runner, [queued], timeout=1.5)[queued.native_id] is JobState.COMPLETED
+    finally:
+        runner.close()
 
 
 @pytest.mark.timeout(60)

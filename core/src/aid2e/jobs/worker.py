@@ -17,14 +17,29 @@ from typing import Any
 
 
 def init_worker(env: dict[str, str], controller: int) -> None:
-    """Process-worker initializer: die with the controller, and the runner's job environment
-    (TMPDIR re-read by tempfile). Function jobs cannot outlive their controller anyway; a worker
-    left behind by a SIGKILLed controller would only hold memory and a core."""
+    """Process-worker initializer: die with the controller, leave the terminal's signals to it,
+    and the runner's job environment (TMPDIR re-read by tempfile). Function jobs cannot outlive
+    their controller anyway; a worker left behind by a SIGKILLed controller would only hold
+    memory and a core."""
     import tempfile
 
     die_with_parent(controller)
+    leave_foreground_group()
     os.environ.update(env)
     tempfile.tempdir = None
+
+
+def leave_foreground_group() -> None:
+    """Move this worker (and what it will start) into a process group of its own.
+
+    Ctrl-C (and Ctrl-Z, Ctrl-\\) at a terminal signal its whole foreground process group: a
+    worker left there would get a KeyboardInterrupt in the middle of a trial. The controller
+    decides what a Ctrl-C does (await the running trials, or cancel them on a second one).
+    """
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # already a group leader, or not allowed here: nothing better to do
+        pass
 
 
 def die_with_parent(controller: int) -> None:

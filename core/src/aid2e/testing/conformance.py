@@ -29,7 +29,7 @@ import os
 import socket
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,7 @@ def objective_crash_worker(**_parameters: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ helpers
-def _process_gone(pid: int) -> bool:
+def process_gone(pid: int) -> bool:
     """True if ``pid`` is no longer running on this machine (a zombie counts as gone)."""
     try:
         os.kill(pid, 0)
@@ -133,6 +133,16 @@ def _process_gone(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return False
+
+
+def still_running(pids: Iterable[int], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` seconds for the processes ``pids`` to be gone; those still running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid in pids if not process_gone(pid)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 class BackendConformance:
@@ -403,7 +413,7 @@ class BackendConformance:
             before = (workdir / "heartbeat.txt").read_text()
             time.sleep(0.5)
             after = (workdir / "heartbeat.txt").read_text()
-            gone = before == after and (host != socket.gethostname() or _process_gone(int(pid_text)))
+            gone = before == after and (host != socket.gethostname() or process_gone(int(pid_text)))
             if gone:
                 break
             assert time.monotonic() < deadline, "the canceled job is still running"

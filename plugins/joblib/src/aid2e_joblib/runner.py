@@ -1,9 +1,14 @@
 """The joblib backend: function jobs in local workers, script jobs as their own process sessions.
 
-* Function jobs run :func:`aid2e.jobs.worker.call_objective` in an executor: joblib's
-  loky executor (``backend="loky"``, the default; from the standalone ``loky`` package), a
-  thread pool (``"threading"``) or a ``concurrent.futures`` process pool
-  (``"multiprocessing"``). They live and die with the controller process.
+* Function jobs run :func:`aid2e.jobs.worker.call_objective` in one of ``n_jobs`` slots, in
+  the order submitted: each slot of a process backend is a one-worker pool, joblib's loky
+  (``backend="loky"``, the default; from the standalone ``loky`` package) or a
+  ``concurrent.futures`` process pool (``"multiprocessing"``), so canceling a running job
+  (trial_timeout, a second Ctrl-C) kills the worker that runs it and no other, and the slot's
+  next job gets a fresh worker. With ``"threading"`` each job runs in a daemon thread: a thread
+  cannot be stopped, so a canceled job is given up (its slot freed) and runs on until it
+  returns or the process exits. Function jobs live and die with the controller process: at
+  its exit, workers still running a job are killed, so a hung function never keeps it alive.
 * Script jobs are started directly with :mod:`subprocess` (never through a joblib worker) as
   ``python -m aid2e.jobs.launch WORKDIR`` in a new session, so they outlive the controller.
   Their handle records the launcher's pid and its start time (``/proc/<pid>/stat`` field 22),
@@ -14,7 +19,9 @@ joblib is imported only when a job is run, never at import time.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import functools
 import logging
 import os
 import signal
@@ -22,6 +29,7 @@ import subprocess
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,8 +52,6 @@ BACKENDS = ("loky", "threading", "multiprocessing")
 LAUNCHER_LOG = "aid2e_launcher.log"
 #: Written into a script job's directory when it is canceled, so a later controller knows.
 CANCEL_MARKER = "aid2e_canceled.json"
-#: Seconds between SIGTERM and SIGKILL when canceling a script job.
-KILL_GRACE = 3.0
 #: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
 ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
@@ -66,12 +72,16 @@ class JobLibConfig:
 
 
 def _shutdown(executor: Any, backend: str, *, wait: bool = False, kill: bool = True) -> None:
-    """Stop a pool; loky's kills its workers when ``kill`` (else they finish and exit, which lets
-    loky release its semaphores without a warning), the stdlib ones cancel queued work."""
+    """Stop a one-worker pool. With ``kill`` its worker (and what it started, for loky) is
+    SIGKILLed at once, whatever it runs; else it finishes and exits, which lets loky release its
+    semaphores without a warning."""
     if backend == "loky":
         executor.shutdown(wait=wait, kill_workers=kill)
-    else:
-        executor.shutdown(wait=wait and backend != "threading", cancel_futures=True)
+        return
+    if kill:
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.kill()
+    executor.shutdown(wait=wait, cancel_futures=True)
 
 
 def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLibConfig:
@@ -147,16 +157,6 @@ def _pid_alive(pid: int, start_time: int | None) -> bool:
     return start_time is None or started == start_time
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _killpg(pgid: int, signum: int) -> None:
     try:
         os.killpg(pgid, signum)
@@ -173,7 +173,53 @@ class _Script:
 
 @attrs.define
 class _Function:
+    """A function job: its call, and a future of our own that is PENDING while the job waits
+    for a slot, RUNNING on one, and done when it ended."""
+
     future: concurrent.futures.Future
+    call: tuple[Any, str, dict[str, Any]]  # function, call style, parameters
+    slot: _Slot | None = None
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One place to run a function job: the job it runs, and (process backends) its one-worker pool."""
+
+    job: tuple[str, str] | None = None
+    executor: Any = None
+
+
+#: Runners whose process workers are killed at interpreter exit if still running a job.
+_LIVE_RUNNERS: weakref.WeakSet = weakref.WeakSet()
+_exit_hook: list[int] = []  # the pid of the process that registered it
+
+
+def _kill_running_workers_at_exit() -> None:
+    if _exit_hook != [os.getpid()]:
+        return  # a forked worker inherits the hook (and the pools' locks as they were): not its job
+    for runner in list(_LIVE_RUNNERS):
+        runner._kill_busy_workers()
+
+
+def _register_exit_hook() -> None:
+    """Kill busy workers when the interpreter exits, before the pools' own exit handlers run
+    (loky's and concurrent.futures' join their workers, which a hung function never lets go).
+
+    Those handlers run at thread shutdown, last registered first; ours is registered after
+    the first job was handed to a pool, so after theirs."""
+    if _exit_hook:
+        return
+    _exit_hook.append(os.getpid())
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        if register is not None:
+            register(_kill_running_workers_at_exit)
+            return
+    except RuntimeError:  # the interpreter is already shutting down
+        return
+    import atexit
+
+    atexit.register(_kill_running_workers_at_exit)
 
 
 def _key(handle: JobHandle) -> tuple[str, str]:
@@ -225,7 +271,8 @@ class JobLibRunner(Backend):
         self.config = _structure_config(config)
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._executor: Any = None
+        self._slots = [_Slot() for _ in range(self._capacity)]
+        self._queue: collections.deque[tuple[str, str]] = collections.deque()  # function jobs waiting for a slot
         self._scripts: dict[tuple[str, str], _Script] = {}
         self._functions: dict[tuple[str, str], _Function] = {}
         self._canceled: set[tuple[str, str]] = set()
@@ -269,74 +316,156 @@ class JobLibRunner(Backend):
         """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
         return {"n_jobs": self.n_jobs, "backend": self.backend, "config": attrs.asdict(self.config)}
 
-    # ------------------------------------------------------------ executor
+    # ------------------------------------------------------------ function slots
     def _new_executor(self) -> Any:
+        """A one-worker pool for a slot of a process backend."""
         if self.backend == "loky":
-            # A loky pool, one per runner: the process-wide reusable executor would be resized
-            # (and waited on) by every other runner of another size. The standalone loky
-            # package (the one joblib bundles) boots a worker in 40 ms instead of 150 ms: its
-            # workers do not import joblib (8 workers on 2 cores: 0.24 s instead of 1.2 s).
+            # The standalone loky package (the one joblib bundles) boots a worker in 40 ms
+            # instead of 150 ms: its workers do not import joblib.
             try:
                 from loky import ProcessPoolExecutor as LokyPool
             except ImportError:
                 from joblib.externals.loky import ProcessPoolExecutor as LokyPool
 
-            return LokyPool(max_workers=self._capacity, env=self._job_env() or None,
+            return LokyPool(max_workers=1, env=self._job_env() or None,
                             initializer=init_worker, initargs=({}, os.getpid()))
-        if self.backend == "threading":
-            return concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._capacity, thread_name_prefix="aid2e-joblib"
-            )
         return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._capacity, initializer=init_worker, initargs=(self._job_env(), os.getpid())
+            max_workers=1, initializer=init_worker, initargs=(self._job_env(), os.getpid())
         )
 
     def _job_env(self) -> dict[str, str]:
         """Environment every job gets from this runner's config."""
         return {"TMPDIR": self.config.tmp_dir} if self.config.tmp_dir else {}
 
-    def _get_executor(self) -> Any:
+    def _executor_of(self, slot: _Slot) -> Any:
         with self._lock:
-            if self._executor is None:
-                self._executor = self._new_executor()
-            return self._executor
+            if slot.executor is None:
+                slot.executor = self._new_executor()
+                _LIVE_RUNNERS.add(self)
+            return slot.executor
 
-    def _drop_executor(self, executor: Any) -> None:
+    def _retire(self, slot: _Slot, *, kill: bool) -> None:
+        """Shut a slot's pool down (killing its worker with ``kill``); the slot's next job gets a new one."""
         with self._lock:
-            if self._executor is executor:
-                self._executor = None
-        try:
-            _shutdown(executor, self.backend)
-        except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
-            log.debug("shutting down a broken executor failed", exc_info=True)
-
-    def start(self) -> None:
-        """Start the workers now (without waiting) so the first trials do not pay for it."""
-        executor = self._get_executor()
-        for _ in range(self._capacity):
-            try:
-                executor.submit(noop)
-            except Exception:  # noqa: BLE001 - warm-up is best effort; submit reports errors
-                log.debug("joblib warm-up failed", exc_info=True)
-                break
-
-    def close(self) -> None:
-        """Stop the function workers; script jobs keep running (they outlive the controller)."""
-        with self._lock:
-            executor, self._executor = self._executor, None
-            unfinished = any(not f.future.done() for f in self._functions.values())
+            executor, slot.executor = slot.executor, None
         if executor is None:
             return
         try:
-            # function jobs cannot outlive their controller: workers still running them are killed
-            if unfinished and self.backend == "multiprocessing":
-                for process in list(getattr(executor, "_processes", {}).values()):
-                    process.terminate()
-            _shutdown(executor, self.backend, wait=True, kill=unfinished)
-        except Exception:  # noqa: BLE001 - close must not fail
-            log.debug("closing the joblib executor failed", exc_info=True)
+            _shutdown(executor, self.backend, kill=kill)
+        except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
+            log.debug("shutting down a joblib worker pool failed", exc_info=True)
+
+    def start(self) -> None:
+        """Start the workers now (without waiting) so the first trials do not pay for it."""
+        if self.backend == "threading":
+            return
+        for slot in self._slots:
+            try:
+                self._executor_of(slot).submit(noop)
+            except Exception:  # noqa: BLE001 - warm-up is best effort; a job's start reports errors
+                log.debug("joblib warm-up failed", exc_info=True)
+                break
+        _register_exit_hook()
+
+    def close(self) -> None:
+        """Stop the function workers (killing those still running a job, whose results are
+        lost); script jobs keep running (they outlive the controller)."""
+        with self._lock:
+            queued = [self._functions[key] for key in self._queue if key in self._functions]
+            self._queue.clear()
+            busy = [slot for slot in self._slots if slot.job is not None]
+            idle = [slot for slot in self._slots if slot.job is None]
+        for entry in queued:
+            entry.future.cancel()
+        for slot in busy:
+            self._retire(slot, kill=True)
+        for slot in idle:  # idle workers exit by themselves, and are waited for
+            with self._lock:
+                executor, slot.executor = slot.executor, None
+            if executor is not None:
+                try:
+                    _shutdown(executor, self.backend, wait=True, kill=False)
+                except Exception:  # noqa: BLE001 - close must not fail
+                    log.debug("closing a joblib worker pool failed", exc_info=True)
+        _LIVE_RUNNERS.discard(self)
         with self._cond:
             self._cond.notify_all()
+
+    def _kill_busy_workers(self) -> None:
+        """At interpreter exit: kill the workers still running a job (nothing can wait for them)."""
+        with self._lock:
+            busy = [slot for slot in self._slots if slot.job is not None]
+        for slot in busy:
+            self._retire(slot, kill=True)
+
+    def _dispatch(self) -> None:
+        """Start queued function jobs on free slots, in the order they were submitted."""
+        with self._lock:
+            while self._queue:
+                slot = next((s for s in self._slots if s.job is None), None)
+                if slot is None:
+                    return
+                key = self._queue.popleft()
+                entry = self._functions.get(key)
+                if entry is None or not entry.future.set_running_or_notify_cancel():
+                    continue  # canceled while it waited
+                slot.job, entry.slot = key, slot
+                self._start_on(slot, key, entry)
+
+    def _start_on(self, slot: _Slot, key: tuple[str, str], entry: _Function) -> None:
+        if self.backend == "threading":
+            threading.Thread(target=self._run_in_thread, args=(slot, key, entry),
+                             name=f"aid2e-joblib-{key[0][3:11]}", daemon=True).start()
+            return
+        for attempt in range(2):  # a broken pool (its worker died) is replaced once
+            executor = self._executor_of(slot)
+            try:
+                inner = executor.submit(call_objective, *entry.call)
+            except (concurrent.futures.BrokenExecutor, RuntimeError) as exc:
+                self._retire(slot, kill=True)
+                if attempt:
+                    self._ended(slot, key, SubmitError(f"joblib could not start a function job: {_one_line(exc)}"))
+                    return
+                continue
+            _register_exit_hook()
+            inner.add_done_callback(functools.partial(self._pool_ended, slot, key, executor))
+            return
+
+    def _run_in_thread(self, slot: _Slot, key: tuple[str, str], entry: _Function) -> None:
+        try:
+            outcome: Any = call_objective(*entry.call)
+        except BaseException as exc:  # noqa: BLE001 - reported as the job's failure
+            outcome = exc
+        self._ended(slot, key, outcome)
+
+    def _pool_ended(self, slot: _Slot, key: tuple[str, str], executor: Any,
+                    inner: concurrent.futures.Future) -> None:
+        """A slot's pool finished (or lost) a job: record how, free the slot, start the next job."""
+        if inner.cancelled():
+            outcome: Any = concurrent.futures.CancelledError()
+        else:
+            outcome = inner.exception() or inner.result()
+        if isinstance(outcome, concurrent.futures.BrokenExecutor):
+            with self._lock:
+                mine = slot.executor is executor
+            if mine:  # its worker died: the slot's next job gets a new one
+                self._retire(slot, kill=True)
+        self._ended(slot, key, outcome)
+
+    def _ended(self, slot: _Slot, key: tuple[str, str], outcome: Any) -> None:
+        """A job's call returned ``outcome`` (or raised it): complete its future, free its slot
+        (unless a cancel already gave the slot to another job), start what waits."""
+        with self._lock:
+            entry = self._functions.get(key)
+            if slot.job == key:
+                slot.job = None
+        if entry is not None and not entry.future.done():
+            if isinstance(outcome, BaseException):
+                entry.future.set_exception(outcome)
+            else:
+                entry.future.set_result(outcome)
+        self._dispatch()
+        self._notify()
 
     # ------------------------------------------------------------ submit
     def submit(self, request: JobRequest) -> JobHandle:
@@ -348,27 +477,19 @@ class JobLibRunner(Backend):
         raise SubmitError(f"the joblib backend cannot run {kind!r} jobs (it runs function and script jobs)")
 
     def _submit_function(self, request: JobRequest) -> JobHandle:
-        parameters = dict(request.parameters)
-        future = None
-        for attempt in range(2):  # a broken or shut-down pool is replaced once
-            executor = self._get_executor()
-            try:
-                future = executor.submit(call_objective, request.job.function, request.job.call_style, parameters)
-                break
-            except (concurrent.futures.BrokenExecutor, RuntimeError) as exc:
-                self._drop_executor(executor)
-                if attempt:
-                    raise SubmitError(f"joblib could not start a function job: {_one_line(exc)}") from None
-        assert future is not None
         native_id = f"fn-{uuid.uuid4().hex}"
         handle = JobHandle(backend=self.name, native_id=native_id, workdir=request.workdir,
                            submitted_at=time.time(), extra={"kind": "function"})
         key = _key(handle)
+        entry = _Function(future=concurrent.futures.Future(),
+                          call=(request.job.function, request.job.call_style, dict(request.parameters)))
         with self._lock:
-            self._functions[key] = _Function(future=future)
+            self._functions[key] = entry
             self._final.pop(key, None)
             self._canceled.discard(key)
-        future.add_done_callback(self._notify)
+            self._queue.append(key)
+        entry.future.add_done_callback(self._notify)
+        self._dispatch()
         return handle
 
     def _submit_script(self, request: JobRequest) -> JobHandle:
@@ -465,7 +586,7 @@ class JobLibRunner(Backend):
         try:
             with self._lock:
                 if key in self._canceled:
-                    return JobResult(state=JobState.CANCELED, message="canceled")
+                    return self._final.get(key) or JobResult(state=JobState.CANCELED, message="canceled")
                 if key in self._final:
                     return self._final[key]
                 if _kind(handle) == "function":
@@ -531,20 +652,43 @@ class JobLibRunner(Backend):
 
     # ------------------------------------------------------------ cancel
     def cancel(self, handle: JobHandle) -> None:
-        key = _key(handle)
+        """Stop a job. A function job waiting for a slot never starts; a running one's worker is
+        killed (its slot gets a new one). A function running in a thread cannot be stopped: it is
+        given up and runs on until it returns (see :meth:`cancel_stops`). A script job's process
+        group is sent SIGTERM; its launcher SIGKILLs what is left after
+        :data:`aid2e.jobs.launch.KILL_GRACE` seconds, whether or not this process still runs."""
         if _kind(handle) == "function":
-            with self._lock:
-                entry = self._functions.get(key)
-                if entry is None or key in self._canceled:
-                    return
-                if entry.future.done() and not entry.future.cancelled():
-                    return  # it ended first: its own final state stands
-                entry.future.cancel()  # a running task cannot be interrupted: its result is ignored
-                self._canceled.add(key)
-                self._final[key] = JobResult(state=JobState.CANCELED, message="canceled")
-            self._notify()
-            return
-        self._cancel_script(handle)
+            self._cancel_function(handle)
+        else:
+            self._cancel_script(handle)
+
+    def cancel_stops(self, handle: JobHandle) -> bool:
+        """False for function jobs of the threading backend (a thread cannot be stopped)."""
+        return not (self.backend == "threading" and _kind(handle) == "function")
+
+    def _cancel_function(self, handle: JobHandle) -> None:
+        key = _key(handle)
+        with self._lock:
+            entry = self._functions.get(key)
+            if entry is None or key in self._canceled or entry.future.done():
+                return  # unknown, or it ended first: its own final state stands
+            self._canceled.add(key)
+            message = "canceled"
+            slot = entry.slot
+            if entry.future.cancel():  # still waiting for a slot: it never starts
+                slot = None
+            elif self.backend == "threading":
+                message = "canceled (its thread cannot be stopped: it runs on until the function returns)"
+                log.warning("function job %s runs in a thread, which cannot be stopped: it is given up and "
+                            "runs on until it returns", handle.native_id)
+            self._final[key] = JobResult(state=JobState.CANCELED, message=message)
+            if slot is not None and slot.job == key:
+                slot.job = None  # the slot runs the next job (on a new worker for process backends)
+                if self.backend != "threading":
+                    self._retire(slot, kill=True)
+                entry.future.set_exception(concurrent.futures.CancelledError(message))
+        self._dispatch()
+        self._notify()
 
     def _cancel_script(self, handle: JobHandle) -> None:
         key = _key(handle)
@@ -565,24 +709,12 @@ class JobLibRunner(Backend):
             atomic.write_json(Path(handle.workdir) / CANCEL_MARKER, {"canceled_at": time.time()})
         except OSError:
             log.debug("cannot write the cancel marker of job %s", handle.native_id, exc_info=True)
-        # the launcher leads its own session: signal the whole group (launcher, script, children)
+        # the launcher leads its own session: it passes SIGTERM on to the script's process group
+        # and SIGKILLs that group after a grace period (it outlives this process, so it can)
         _killpg(pid, signal.SIGTERM)
         if script is not None:
             script.done.wait(0.2)
-        timer = threading.Timer(KILL_GRACE, self._escalate, args=(pid, script, _start_time_of(handle)))
-        timer.daemon = True
-        timer.start()
         self._notify()
-
-    @staticmethod
-    def _escalate(pgid: int, script: _Script | None, start_time: int | None) -> None:
-        """SIGKILL what is left of a canceled job's process group after the grace period."""
-        if script is not None:
-            if script.done.is_set() and not _group_alive(pgid):
-                return
-        elif not _pid_alive(pgid, start_time):
-            return
-        _killpg(pgid, signal.SIGKILL)
 
     # ------------------------------------------------------------ wait
     def wait(self, handles: Sequence[JobHandle], timeout: float) -> bool:
