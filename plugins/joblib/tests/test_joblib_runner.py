@@ -182,15 +182,19 @@ def test_bad_and_stale_handles_do_not_break_poll(tmp_path: Path) -> None:
     runner.close()
 
 
+#: A job that ignores SIGTERM and writes its pid to pid.txt.
+STUBBORN = (
+    "import os, signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "open('pid.txt', 'w').write(str(os.getpid()))\n"
+    "time.sleep(60)\n"
+)
+
+
 @pytest.mark.timeout(60)
 def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
-    script.write_text(
-        "import os, signal, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "open('pid.txt', 'w').write(str(os.getpid()))\n"
-        "time.sleep(60)\n"
-    )
+    script.write_text(STUBBORN)
     runner = JobLibRunner(n_jobs=1, backend="threading")
     request = _request(tmp_path, 0, script_job(script), {"x": 1.0})
     handle = runner.submit(request)
@@ -241,12 +245,7 @@ print((workdir / "pid.txt").read_text(), flush=True)
 def test_cancel_escalates_to_sigkill_even_when_the_controller_exits_right_after(tmp_path: Path) -> None:
     """The job's launcher escalates, not a timer in the controller that dies with it."""
     script = tmp_path / "stubborn.py"
-    script.write_text(
-        "import os, signal, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "open('pid.txt', 'w').write(str(os.getpid()))\n"
-        "time.sleep(60)\n"
-    )
+    script.write_text(STUBBORN)
     controller = subprocess.run([sys.executable, "-c", CANCEL_THEN_EXIT, str(script), str(tmp_path / "trial_0")],
                                 capture_output=True, text=True, timeout=60)
     assert controller.returncode == 0, controller.stderr
