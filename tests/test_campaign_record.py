@@ -354,11 +354,11 @@ def test_disk_full_is_one_error_and_the_state_stays_resumable(tmp_path, make_ax_
     scheduler.set_objective_function(lambda x, y: {"objective": x})
     real_write, calls = atomic.write_bytes, []
 
-    def write_bytes(path, data):
+    def write_bytes(path, data, **options):
         calls.append(path)
         if len(calls) > 4 and Path(path).name == "trials.json":
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        real_write(path, data)
+        real_write(path, data, **options)
 
     monkeypatch.setattr(atomic, "write_bytes", write_bytes)
     with pytest.raises(StateWriteError) as info:

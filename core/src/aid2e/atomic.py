@@ -23,8 +23,10 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     return directory
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a torn one."""
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never a torn one.
+    ``sync=False`` skips the fsyncs (the rename stays atomic; after a power cut the old file may
+    come back): for markers whose truth is also kept in fsynced state."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -32,7 +34,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -40,6 +43,8 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+    if not sync:
+        return
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -47,6 +52,6 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+def write_json(path: str | os.PathLike[str], obj: Any, *, sync: bool = True) -> None:
     """Atomically write ``obj`` as JSON (NaN is refused: it is not JSON)."""
-    write_bytes(path, json.dumps(obj, allow_nan=False, indent=1).encode())
+    write_bytes(path, json.dumps(obj, allow_nan=False, indent=1).encode(), sync=sync)

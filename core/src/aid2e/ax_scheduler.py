@@ -180,6 +180,8 @@ class AxScheduler:
         resumed campaign, the directory it was loaded from)."""
         if self._campaign_dir is not None:
             return self._campaign_dir
+        if self._lock is not None:  # during a run: the directory it locked (resolved once)
+            return self._lock.directory
         name = self._facts.name if self._facts is not None else self._bridge_or_error().name
         return Path(self.config.job_output_dir).resolve() / _directory_name(name)
 
@@ -343,7 +345,7 @@ class AxScheduler:
         ``load_if_exists`` asks to continue it), and a scheduler whose campaign another
         controller changed since it last saved must load it again."""
         where = self.experiment_dir
-        lock = CampaignLock(where, self._campaign_id or "")
+        lock = CampaignLock(where, self._campaign_id or "")  # where: absolute (resolved)
         lock.acquire()
         try:
             saved = _saved_identity(where)
@@ -635,8 +637,10 @@ class AxScheduler:
         try:
             request = self._request(index, job)
             atomic.private_dir(request.workdir)
+            # a marker for people and tools: the token's durable copy is the record saved (fsynced) before
             atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, {
-                "campaign": self._campaign_id, "trial": index, "attempt": record.attempts, "token": record.token})
+                "campaign": self._campaign_id, "trial": index, "attempt": record.attempts, "token": record.token},
+                sync=False)
             handle = self.runner.submit(request)
             record.handle = self._with_token(index, handle, request.labels)
         except (SubmitError, ConfigError, OSError) as exc:
@@ -893,14 +897,15 @@ class AxScheduler:
                                 "campaign": {"id": self._campaign_id, "dir": str(self.experiment_dir)}}
         if self._job is not None:
             head["objective"] = serialize.dump_job(self._job)
-        records = ", ".join(self._record_json(r) for r in self.trials.values())
+        home = self.experiment_dir
+        records = ", ".join(self._record_json(r, home) for r in self.trials.values())
         return f'{json.dumps(head)[:-1]}, "trials": [{records}]}}'
 
-    def _record_json(self, record: TrialRecord) -> str:
+    def _record_json(self, record: TrialRecord, home: Path) -> str:
         cached = self._record_texts.get(record.index)
         if cached is not None and cached[0] is record:
             return cached[1]
-        text = json.dumps(_record_to_json(record, self.experiment_dir))
+        text = json.dumps(_record_to_json(record, home))
         if record.status != "RUNNING":
             self._record_texts[record.index] = (record, text)
         return text
