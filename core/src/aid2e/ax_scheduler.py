@@ -44,8 +44,7 @@ from .errors import (
 from .interrupts import CHECK_INTERVAL, StopSignals, second_press_grace
 from .jobs.function import function_job
 from .jobs.script import ended_under, script_job
-from .ownership import CampaignLock, CampaignLockedError
-from .ownership import holder as lock_holder
+from .ownership import CampaignLock, refuse_if_held
 from .plugins import get_plugin_manager
 from .storage.filestore import FileStore
 from .types import FunctionJob, JobAdapter, JobHandle, JobRequest, JobResult, JobState, Measurement
@@ -182,8 +181,7 @@ class AxScheduler:
             return self._campaign_dir
         if self._lock is not None:  # during a run: the directory it locked (resolved once)
             return self._lock.directory
-        name = self._facts.name if self._facts is not None else self._bridge_or_error().name
-        return Path(self.config.job_output_dir).resolve() / _directory_name(name)
+        return Path(self.config.job_output_dir).resolve() / _directory_name(self._facts_name())
 
     def trial_dir(self, index: int) -> Path:
         return self.experiment_dir / f"trial_{index}"
@@ -705,8 +703,8 @@ class AxScheduler:
                                f"canceled (ran {record.ended_at - ran_since:.0f} s)")
         if (result.state is JobState.FAILED and result.retryable and self._job is not None
                 and record.attempts <= self.config.max_retries):
-            record.attempts += 1
-            record.token, record.handle, record.ended_at = _new_token(), None, None
+            _new_attempt(record)
+            record.ended_at = None
             record.message = f"attempt {record.attempts - 1} failed: {result.message}"
             if self._stopping:
                 # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
@@ -789,8 +787,8 @@ class AxScheduler:
         those saved just before their submission are adopted (the backend finds the job under
         the attempt's token) or submitted. A campaign loaded from another directory than it was
         saved in (moved or copied) cannot follow jobs that write into the old one: those trials
-        run again here as a new attempt, unless their job had already ended here."""
-        self._check_runner_follows(self.runner)
+        run again here as a new attempt, unless their job had already ended here. (``_begin_run``
+        has checked that the runner can follow the rest.)"""
         for index, record in self.trials.items():
             if record.status != "RUNNING" or index in self._running:
                 continue
@@ -798,8 +796,7 @@ class AxScheduler:
             if self._relocated_from is not None and not (record.token and ended_under(workdir, record.token)):
                 log.warning("trial %d: its job writes into %s, not into %s (the campaign was moved or copied): "
                             "running it again here", index, self._relocated_from, self.experiment_dir)
-                record.attempts += 1
-                record.token, record.handle = _new_token(), None
+                _new_attempt(record)
                 self._save_state()
             handle = record.handle
             if handle is not None:
@@ -948,10 +945,7 @@ class AxScheduler:
         """
         where = Path(path).expanduser()
         if where.is_dir():
-            owner = lock_holder(where)
-            if owner is not None:
-                raise CampaignLockedError(f"campaign {where} is run by another controller: {owner.describe()}; "
-                                          f"stop that one first, or look at it with aid2e status {where}")
+            refuse_if_held(where)
         state = _read_state(where)
         saved = state.scheduler
         if runner is None:
@@ -1153,6 +1147,13 @@ def _same_dir(a: str | Path, b: str | Path) -> bool:
 
 def _new_token() -> str:
     return uuid.uuid4().hex
+
+
+def _new_attempt(record: TrialRecord) -> None:
+    """Make ``record`` a new attempt of its trial: a new token and no job yet (save it before
+    submitting, so the attempt's token is on disk before its job exists)."""
+    record.attempts += 1
+    record.token, record.handle = _new_token(), None
 
 
 @define(frozen=True)

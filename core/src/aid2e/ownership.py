@@ -134,6 +134,20 @@ def holder(directory: str | os.PathLike[str]) -> Holder | None:
     return _read_holder(path) if locked else None
 
 
+def locked_error(directory: str | os.PathLike[str], owner: Holder) -> CampaignLockedError:
+    """The one-line error for a campaign ``owner`` holds."""
+    return CampaignLockedError(f"campaign {directory} is run by another controller: {owner.describe()}; stop "
+                               f"that one first, or look at it with aid2e status {directory}")
+
+
+def refuse_if_held(directory: str | os.PathLike[str]) -> None:
+    """Raise :class:`CampaignLockedError` if a controller holds the campaign in ``directory``
+    now (without taking the lock: for failing at once, before any work)."""
+    owner = holder(directory)
+    if owner is not None:
+        raise locked_error(directory, owner)
+
+
 class CampaignLock:
     """The exclusive lock of one campaign directory, held from :meth:`acquire` to :meth:`release`."""
 
@@ -161,10 +175,7 @@ class CampaignLock:
             with _table_lock:
                 taken_here = not _OFD and key in _held_here
                 if taken_here or not _try_lock(fd):
-                    raise CampaignLockedError(
-                        f"campaign {self.directory} is run by another controller: "
-                        f"{_read_holder(path).describe()}; stop that one first, or look at it with "
-                        f"aid2e status {self.directory}")
+                    raise locked_error(self.directory, _read_holder(path))
                 if not _OFD:
                     _held_here[key] = self
             os.ftruncate(fd, 0)
@@ -198,4 +209,4 @@ class CampaignLock:
         self.release()
 
 
-__all__ = ["LOCK_FILE", "CampaignLock", "CampaignLockedError", "Holder", "holder"]
+__all__ = ["LOCK_FILE", "CampaignLock", "CampaignLockedError", "Holder", "holder", "locked_error", "refuse_if_held"]

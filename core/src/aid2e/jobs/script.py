@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..errors import ConfigError
-from ..types import JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
+from ..types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
 from . import untrusted
 
 PARAMS_FILE = "params.json"
@@ -141,6 +141,12 @@ def read_command_token(workdir: str | os.PathLike[str]) -> str | None:
     except (OSError, ValueError):  # missing, replaced by the trial, not JSON
         return None
     token = command.get("token", "") if isinstance(command, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def handle_token(handle: JobHandle) -> str | None:
+    """The attempt token the scheduler put in a job's handle (None for handles without one)."""
+    token = handle.extra.get("token")
     return token if isinstance(token, str) else None
 
 

@@ -238,11 +238,6 @@ def _pid_of(handle: JobHandle) -> int:
     return int(pid)
 
 
-def _token_of(handle: JobHandle) -> str | None:
-    token = handle.extra.get("token")
-    return token if isinstance(token, str) else None
-
-
 def _start_time_of(handle: JobHandle) -> int | None:
     value = handle.extra.get("start_time")
     return None if value is None or isinstance(value, bool) else int(value)
@@ -628,7 +623,7 @@ class JobLibRunner(Backend):
         if (workdir / CANCEL_MARKER).exists():
             result = script_kind.read_result(workdir, canceled=True)
         else:
-            result = script_kind.read_result(workdir, token=_token_of(handle))
+            result = script_kind.read_result(workdir, token=script_kind.handle_token(handle))
             if result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
                 result = self._explain_launcher(handle, result)
         with self._lock:

@@ -423,9 +423,9 @@ class PsijRunner(Backend):
         workdir = Path(handle.workdir)
         if (workdir / CANCEL_MARKER).exists():
             return JobState.CANCELED
-        if script_kind.ended_under(workdir, _token_of(handle)):
+        if script_kind.ended_under(workdir, script_kind.handle_token(handle)):
             self._gone_since.pop(native_id, None)
-            return script_kind.read_result(workdir, token=_token_of(handle)).state
+            return script_kind.read_result(workdir, token=script_kind.handle_token(handle)).state
         if queue is None:  # the batch system did not answer: keep what we knew
             return self._last.get(native_id, _Seen(JobState.QUEUED)).state
         seen = queue.get(native_id)
@@ -496,7 +496,7 @@ class PsijRunner(Backend):
         native_id = handle.native_id
         if (workdir / CANCEL_MARKER).exists():
             return JobResult(state=JobState.CANCELED, message=f"{self.executor_name} job {native_id} canceled")
-        result = script_kind.read_result(workdir, token=_token_of(handle))
+        result = script_kind.read_result(workdir, token=script_kind.handle_token(handle))
         if result.state is JobState.FAILED:
             self._learn_end(native_id)
         last = self._last.get(native_id)
@@ -611,7 +611,8 @@ class PsijRunner(Backend):
         while handles:
             for handle in handles:
                 workdir = Path(handle.workdir)
-                if script_kind.ended_under(workdir, _token_of(handle)) or (workdir / CANCEL_MARKER).exists():
+                if (script_kind.ended_under(workdir, script_kind.handle_token(handle))
+                        or (workdir / CANCEL_MARKER).exists()):
                     return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -663,11 +664,6 @@ def _pid_alive(native_id: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _token_of(handle: JobHandle) -> str | None:
-    token = handle.extra.get("token")
-    return token if isinstance(token, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
