@@ -310,6 +310,7 @@ def test_damaged_trial_records_are_one_line_errors(tmp_path, make_ax_client, edi
     with pytest.raises(ConfigError) as info:
         aid2e.AxScheduler.resume(str(state_dir), threads_runner())
     assert expected in str(info.value) and "\n" not in str(info.value)
+    assert f"{state_dir / 'trials.json'}:" in str(info.value)  # names the file the records came from
     cli = subprocess.run([sys.executable, "-m", "aid2e", "resume", str(state_dir)], capture_output=True,
                          text=True, timeout=120)
     assert cli.returncode == 1 and cli.stderr.count("\n") == 1 and "Traceback" not in cli.stderr, cli.stderr

@@ -1018,7 +1018,8 @@ class AxScheduler:
                     log.warning("trial %d: %s", record.index, record.message)
                 bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
         except Exception as exc:
-            raise ConfigError(f"{state.source}: trial {record.index}'s record does not fit the experiment "
+            raise ConfigError(f"{state.records_source or state.source}: trial {record.index}'s record does not fit "
+                              "the experiment "
                               f"({type(exc).__name__}: {str(exc)[:300]})") from exc
         self.trials = {record.index: record for record in records}
         self._campaign_id = campaign.get("id") if isinstance(campaign.get("id"), str) else None
@@ -1090,6 +1091,7 @@ class _SavedState:
     ax: dict[str, Any]
     scheduler: dict[str, Any]
     saved_at: float | None = None
+    records_source: Path | None = None  # the file the trial records came from (default: source)
 
 
 def _read_state(path: Path) -> _SavedState:
@@ -1105,7 +1107,8 @@ def _read_state(path: Path) -> _SavedState:
     newer = trials_doc is not None and state_files.saved_at(trials_doc) >= state_files.saved_at(document)
     chosen = trials_doc if newer else document
     return _SavedState(source=source, ax=document["ax"], scheduler=chosen["scheduler"],
-                       saved_at=state_files.saved_at(chosen))
+                       saved_at=state_files.saved_at(chosen),
+                       records_source=path / f"{TRIALS_KEY}.json" if newer else source)
 
 
 def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> dict[str, Any] | None:
@@ -1124,15 +1127,16 @@ def _read_document(source: Path, *, required: bool, needs_ax: bool = True) -> di
 def _records_from_state(state: _SavedState, home: Path, saved_dir: str | None) -> list[TrialRecord]:
     """The trial records of ``state``, checked (one-line ConfigError naming the record), with
     their trial directories placed under ``home``, the directory the campaign now lives in."""
+    where = state.records_source or state.source
     records: dict[int, TrialRecord] = {}
     for position, data in enumerate(state.scheduler["trials"]):
         try:
             record = _record_from_json(data, home, saved_dir)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise ConfigError(f"{state.source}: trial record #{position} is malformed: "
+            raise ConfigError(f"{where}: trial record #{position} is malformed: "
                               f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         if record.index in records:
-            raise ConfigError(f"{state.source}: trial {record.index} has two records (#{position} and an "
+            raise ConfigError(f"{where}: trial {record.index} has two records (#{position} and an "
                               "earlier one): the file was edited or damaged; restore it from a backup")
         records[record.index] = record
     return [records[i] for i in sorted(records)]
