@@ -18,8 +18,9 @@ Runs ``--trials`` quasi-random (Sobol) trials whose objective returns at once on
   estimate of aid2e's own share: those Ax calls run on Ax's owner thread while the loop's
   thread works, so where they overlap this subtracts too much);
 * ``timers``: a breakdown (seconds, calls) of named aid2e internals where they exist:
-  ``save_state`` (includes the trials.json rewrite after each change), ``ax_snapshot`` (the
-  full Ax snapshot), ``best_parameters``, ``end_run``, ``launch``, ``poll_and_finish``;
+  ``save_state`` (includes the trials.json rewrite after each change), ``ax_snapshot`` (Ax's
+  snapshot, made on Ax's thread; the main thread writes it), ``best_parameters``, ``end_run``,
+  ``launch``, ``poll_and_finish``;
   nested and cross-thread, so they do not add up to the wall time;
 * peak memory: ``ru_maxrss`` of this process (and of reaped children: loky workers are killed,
   not reaped, so theirs usually shows as 0).
@@ -48,11 +49,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timer = benchlib.GenTimer().install(bridge=True)
     # where the rest goes (aid2e internals, timed only if they exist under these names)
     timer.wrap_optional("aid2e.ax_scheduler", "AxScheduler._save_state", "save_state")
-    timer.wrap_optional("aid2e.ax_scheduler", "_write_snapshot", "ax_snapshot")
+    timer.wrap_optional("aid2e.ax_bridge", "AxBridge.snapshot", "ax_snapshot")
     timer.wrap_optional("aid2e.ax_scheduler", "AxScheduler.best_parameters", "best_parameters")
     timer.wrap_optional("aid2e.ax_scheduler", "AxScheduler._end_run", "end_run")
-    timer.wrap_optional("aid2e.ax_scheduler", "AxScheduler._launch", "launch")
-    timer.wrap_optional("aid2e.ax_scheduler", "AxScheduler._poll_and_finish", "poll_and_finish")
+    timer.wrap_optional("aid2e.loop", "TrialLoop.launch", "launch")
+    timer.wrap_optional("aid2e.loop", "TrialLoop.poll", "poll_and_finish")
     with tempfile.TemporaryDirectory(prefix="aid2e-bench-") as tmp:
         client = benchlib.make_client("bench_overhead", "sobol")
         runner = JobLibRunner(n_jobs=args.jobs, backend=args.backend)

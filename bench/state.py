@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         timer.wrap_optional("aid2e.ax_bridge", "AxBridge.from_snapshot", "ax_from_snapshot")
         timer.wrap_optional("aid2e.ax_bridge", "AxBridge.snapshot", "ax_snapshot")
         timer.wrap_optional("aid2e.ax_bridge", "AxBridge.sync_trial", "sync_trial")
-        timer.wrap_optional("aid2e.ax_scheduler", "_read_document", "read_json")
+        timer.wrap_optional("aid2e.state_records", "_read", "read_json")
         save = _timed(lambda: scheduler.save_experiment(str(path)), args.repeat)
         loaded: dict[str, Any] = {}
 

@@ -259,12 +259,12 @@ def test_the_command_never_prints_a_traceback_and_never_imports_ax(campaign, tmp
 
 
 def test_status_knows_the_scheduler_format():
-    from aid2e import ax_scheduler
+    from aid2e import ax_scheduler, state_writer
 
     assert (state_module.STATE_FORMAT, state_module.STATE_VERSION) == (ax_scheduler.STATE_FORMAT,
                                                                        ax_scheduler.STATE_VERSION)
-    assert (state_module.TRIALS_FILE, state_module.EXPERIMENT_FILE) == (f"{ax_scheduler.TRIALS_KEY}.json",
-                                                                        f"{ax_scheduler.STATE_KEY}.json")
+    assert (state_module.TRIALS_FILE, state_module.EXPERIMENT_FILE) == (f"{state_writer.TRIALS_KEY}.json",
+                                                                        f"{state_writer.EXPERIMENT_KEY}.json")
 
 
 def test_objective_direction_from_ax_client_api(make_client, threads, config, capsys):

@@ -135,7 +135,7 @@ def test_second_ctrl_c_at_a_terminal_cancels_the_scripts_left_running(
     """At a terminal the first Ctrl-C offers a moment for a second one, which cancels the jobs."""
     from aid2e_joblib import JobLibRunner
 
-    monkeypatch.setattr("aid2e.ax_scheduler.second_press_grace", lambda: 5.0)
+    monkeypatch.setattr("aid2e.loop.second_press_grace", lambda: 5.0)
     monkeypatch.setenv("SLEEP", "30")
     script, log = script_campaign
     with JobLibRunner(n_jobs=2, backend="threading") as runner:

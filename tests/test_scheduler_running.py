@@ -188,7 +188,7 @@ def test_stale_snapshot_is_completed_from_trial_records(make_ax_client, threads,
 def test_snapshot_written_late_by_the_ax_thread_does_not_hide_newer_records(make_ax_client, threads, config):
     """The Ax thread writes experiment.json after the records it holds were taken; trials.json
     written in between holds more trials and must win (a controller killed then lost a trial)."""
-    from aid2e.ax_scheduler import _write_snapshot
+    from aid2e.state import document_text
     from aid2e.storage.filestore import FileStore
 
     scheduler = aid2e.AxScheduler(make_ax_client("late"), threads, {**config, "snapshot_interval": 3600})
@@ -197,7 +197,8 @@ def test_snapshot_written_late_by_the_ax_thread_does_not_hide_newer_records(make
     taken_at, early_records = time.time(), scheduler._trials_json()
     scheduler.run_optimization(max_trials=2)
     # the late write: two records, captured before trials.json (four records) was written
-    _write_snapshot(scheduler._bridge, FileStore(scheduler.experiment_dir), early_records, taken_at)
+    FileStore(scheduler.experiment_dir).write_text(
+        "experiment", document_text(early_records, taken_at, scheduler._bridge.snapshot()))
 
     resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), threads)
     assert sorted(resumed.trials) == [0, 1, 2, 3]
@@ -207,14 +208,15 @@ def test_snapshot_written_late_by_the_ax_thread_does_not_hide_newer_records(make
 def test_trials_generated_but_never_recorded_are_abandoned_on_resume(make_ax_client, threads, config):
     """A controller killed between Ax generating a trial and saving its record never launched
     it (records are saved before submission): on resume it is abandoned, not left pending."""
-    from aid2e.ax_scheduler import _write_snapshot
+    from aid2e.state import document_text
     from aid2e.storage.filestore import FileStore
 
     scheduler = aid2e.AxScheduler(make_ax_client("unrecorded"), threads, config)
     scheduler.set_objective_function(lambda x, y: {"objective": x + y})
     scheduler.run_optimization(max_trials=2)
     generated, _ = scheduler._bridge.next_trials(1)
-    _write_snapshot(scheduler._bridge, FileStore(scheduler.experiment_dir), scheduler._trials_json(), time.time())
+    FileStore(scheduler.experiment_dir).write_text(
+        "experiment", document_text(scheduler._trials_json(), time.time(), scheduler._bridge.snapshot()))
 
     resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), threads)
     (orphan,) = generated

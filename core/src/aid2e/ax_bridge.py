@@ -290,20 +290,6 @@ class AxBridge:
         """Indexes of trials that are neither completed, failed nor abandoned."""
         return [i for i, t in self.experiment.trials.items() if not t.status.is_terminal]
 
-    def trial_status(self, index: int) -> str:
-        return self.experiment.trials[index].status.name
-
-    def status_reason(self, index: int) -> str | None:
-        return self.experiment.trials[index].status_reason
-
-    def observed(self) -> dict[int, dict[str, float]]:
-        """Observed means per trial: ``{index: {metric: mean}}``."""
-        df = self.experiment.lookup_data().df
-        out: dict[int, dict[str, float]] = {}
-        for row in df.itertuples():
-            out.setdefault(int(row.trial_index), {})[row.metric_name] = float(row.mean)
-        return out
-
     # ------------------------------------------------------------ answers
     def best(self) -> dict[str, Any] | None:
         """Best observed parameters (single objective), or None if nothing completed."""

@@ -64,10 +64,6 @@ class AxOwner:
         self._raise_error()
         return leftovers
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
     # ------------------------------------------------------------ from the scheduler
     def report(self, function: Callable[..., Any], *args: Any) -> None:
         """Apply ``function(bridge, *args)`` on the owner thread (in order, before any new generation)."""
@@ -79,28 +75,6 @@ class AxOwner:
             self._reports += 1
             self._starved = False
             self._cond.notify_all()
-
-    def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Run ``function(bridge, *args)`` on the owner thread and return its result (waits)."""
-        if self._thread is None:
-            return function(self.bridge, *args)
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def run(bridge: Any) -> None:
-            try:
-                box["value"] = function(bridge, *args)
-            except BaseException as exc:  # handed back to the caller
-                box["error"] = exc
-            finally:
-                done.set()
-
-        self.report(run)
-        while not done.wait(0.1):
-            self._raise_error()
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
 
     def want(self, count: int) -> None:
         """Keep ``count`` candidates ready (generated, not yet taken)."""
@@ -134,13 +108,6 @@ class AxOwner:
     @property
     def ready_count(self) -> int:
         return len(self._ready)
-
-    @property
-    def generating(self) -> bool:
-        """Generation is under way or about to start."""
-        with self._cond:
-            return self._generating or (self._wanted > len(self._ready) and not self._starved
-                                        and not self._exhausted)
 
     @property
     def exhausted(self) -> bool:

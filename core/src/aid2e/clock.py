@@ -6,7 +6,7 @@ clock (:mod:`aid2e.testing.simulator`) can drive hours of a campaign in millisec
 
 from __future__ import annotations
 
-import time
+import time as _time
 from typing import Protocol
 
 
@@ -26,9 +26,9 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock."""
 
-    time = staticmethod(time.time)
-    monotonic = staticmethod(time.monotonic)
-    sleep = staticmethod(time.sleep)
+    time = staticmethod(_time.time)
+    monotonic = staticmethod(_time.monotonic)
+    sleep = staticmethod(_time.sleep)
 
 
 SYSTEM_CLOCK: Clock = SystemClock()

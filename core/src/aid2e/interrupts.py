@@ -17,8 +17,11 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from attrs import define, field
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +77,34 @@ class StopSignals:
         for signum, previous in self._saved.items():
             signal.signal(signum, previous)
         self._saved.clear()
+
+
+@define
+class Interruption:
+    """What a Ctrl-C or SIGTERM did to a run, for the message raised at its end."""
+
+    signal: str
+    left_running: list[int] = field(factory=list)  # jobs that outlive the controller, left alone
+    rerun: list[int] = field(factory=list)  # stopped at SIGTERM; submitted again on resume
+    not_stopped: int = 0  # of those, given up but still running (the backend cannot stop them)
+    awaited: int = 0  # jobs that could not be left, waited for
+    canceled: int = 0  # canceled by a second Ctrl-C
+
+    def message(self, experiment_dir: Path) -> str:
+        parts = [f"{self.signal}: no new trials were launched"]
+        if self.left_running:
+            parts.append(f"{len(self.left_running)} trial(s) left running as jobs "
+                         f"({', '.join(map(str, self.left_running))})")
+        stopped = len(self.rerun) - self.not_stopped
+        if stopped:
+            parts.append(f"{stopped} function trial(s) stopped; they run again on resume")
+        if self.not_stopped:
+            parts.append(f"{self.not_stopped} function trial(s) given up but not stopped (they run in threads, "
+                         "which cannot be stopped: until they return or this process exits); they run again "
+                         "on resume")
+        if self.awaited:
+            parts.append(f"{self.awaited} trial(s) that could not be left were waited for")
+        if self.canceled:
+            parts.append(f"{self.canceled} running trial(s) canceled (abandoned in Ax)")
+        return ("; ".join(parts) + f". State saved in {experiment_dir}; resume with: aid2e resume "
+                f"{experiment_dir} --max-trials K (or AxScheduler.resume(path, runner) in Python)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
 
 log = logging.getLogger("aid2e.progress")
 
@@ -36,3 +37,15 @@ class Progress:
         if self.tty and self._last:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def best_text(records: Iterable[Any], minimize: Mapping[str, bool]) -> str | None:
+    """``"name=value"``: the best value of the one objective over ``records`` (trial records
+    with ``metrics``), or None (several objectives: ``minimize`` is empty; no result yet)."""
+    if len(minimize) != 1:
+        return None
+    name, lower = next(iter(minimize.items()))
+    values = [r.metrics[name].mean for r in records if name in r.metrics]
+    if not values:
+        return None
+    return f"{name}={(min(values) if lower else max(values)):.6g}"

@@ -24,12 +24,16 @@ from typing import Any
 
 from .errors import ConfigError
 
-#: Must match :mod:`aid2e.ax_scheduler` (a test checks that they agree).
+#: The one definition of the state files' format (the writer, :mod:`aid2e.state_records`, uses it).
 STATE_FORMAT = "aid2e-experiment"
-STATE_VERSION = 2  # as aid2e.ax_scheduler; version 1 files read the same here
+#: 2: the Ax snapshot is compacted (see ``AxBridge.snapshot``); version 1 files read the same.
+STATE_VERSION = 2
 TRIALS_FILE = "trials.json"
 EXPERIMENT_FILE = "experiment.json"
 STATUSES = ("COMPLETED", "FAILED", "RUNNING", "ABANDONED")
+#: The keys of a saved trial record (``aid2e.trials.TrialRecord``'s fields).
+RECORD_KEYS = frozenset({"index", "parameters", "status", "handle", "message", "metrics", "started_at",
+                         "ended_at", "attempts", "token"})
 
 _NAME = re.compile(r"\s*(-?)\s*([A-Za-z_][A-Za-z0-9_.:]*)\s*\Z")
 
@@ -210,6 +214,17 @@ def saved_at(document: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("-inf")
 
 
+def document_text(scheduler_json: str, saved_at: float, ax: Any = None) -> str:
+    """A state file's text: the format header, the scheduler part ``scheduler_json`` (already JSON
+    text: its finished trial records are encoded once and reused, see
+    :class:`aid2e.state_records.RecordEncoder`), and Ax's snapshot ``ax`` when given.
+    ``saved_at`` is when the trial records were taken, not when the file is written: a snapshot
+    made later on Ax's thread must not look newer than a ``trials.json`` written in between."""
+    head = json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, "saved_at": saved_at})
+    tail = "" if ax is None else f', "ax": {json.dumps(ax)}'
+    return f'{head[:-1]}, "scheduler": {scheduler_json}{tail}}}'
+
+
 def _trials(document: Mapping[str, Any], path: Path) -> list[TrialInfo]:
     trials = []
     for position, record in enumerate(document["scheduler"]["trials"]):
@@ -220,25 +235,38 @@ def _trials(document: Mapping[str, Any], path: Path) -> list[TrialInfo]:
     return sorted(trials, key=lambda t: t.index)
 
 
-def _trial(record: Any) -> TrialInfo:
+def check_record(record: Any) -> dict[str, Any]:
+    """The one rule a saved trial record follows (``aid2e status`` and resume both apply it):
+    an object with only :data:`RECORD_KEYS`, an integer ``index``, ``parameters`` an object,
+    ``status`` one of :data:`STATUSES`, ``handle`` an object or null, ``metrics`` an object.
+    Returns it; raises TypeError or ValueError saying what is wrong."""
     if not isinstance(record, dict):
         raise TypeError(f"expected an object, got {type(record).__name__}")
-    index = record["index"]
+    unknown = sorted(set(record) - RECORD_KEYS, key=str)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    index = record.get("index")
     if isinstance(index, bool) or not isinstance(index, int):
         raise TypeError(f"'index' must be an integer, got {index!r}")
-    parameters = record.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise TypeError(f"'parameters' must be an object, got {type(parameters).__name__}")
+    if not isinstance(record.get("parameters"), dict):
+        raise TypeError(f"'parameters' must be an object, got {type(record.get('parameters')).__name__}")
     status = record.get("status", "RUNNING")
-    if not isinstance(status, str):
-        raise TypeError(f"'status' must be a string, got {status!r}")
+    if status not in STATUSES:
+        raise ValueError(f"unknown 'status' {status!r}")
+    for key in ("handle", "metrics"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise TypeError(f"'{key}' must be an object, got {type(record[key]).__name__}")
+    return record
+
+
+def _trial(record: Any) -> TrialInfo:
+    check_record(record)
+    index = record["index"]
+    parameters = record["parameters"]
+    status = record.get("status", "RUNNING")
     handle = record.get("handle") or {}
-    if not isinstance(handle, dict):
-        raise TypeError(f"'handle' must be an object, got {type(handle).__name__}")
     metrics = {}
     raw_metrics = record.get("metrics") or {}
-    if not isinstance(raw_metrics, dict):
-        raise TypeError(f"'metrics' must be an object, got {type(raw_metrics).__name__}")
     for name, value in raw_metrics.items():
         if isinstance(value, dict):
             metrics[str(name)] = {"mean": _num(value.get("mean")), "sem": _num(value.get("sem"))}
@@ -315,4 +343,5 @@ def _experiment_name(document: Mapping[str, Any] | None, trials: list[TrialInfo]
     return None
 
 
-__all__ = ["CampaignState", "TrialInfo", "read_document", "read_state", "saved_at"]
+__all__ = ["EXPERIMENT_FILE", "RECORD_KEYS", "STATE_FORMAT", "STATE_VERSION", "STATUSES", "TRIALS_FILE",
+           "CampaignState", "TrialInfo", "check_record", "document_text", "read_document", "read_state", "saved_at"]

@@ -251,7 +251,7 @@ def test_first_ctrl_c_leaves_the_slurm_jobs_and_resume_collects_them(slurm_clust
 
 def test_second_ctrl_c_cancels_the_slurm_jobs(slurm_cluster, tmp_path, monkeypatch):
     """At a terminal the first Ctrl-C offers a moment for a second one, which scancels the jobs."""
-    monkeypatch.setattr("aid2e.ax_scheduler.second_press_grace", lambda: 5.0)
+    monkeypatch.setattr("aid2e.loop.second_press_grace", lambda: 5.0)
     script = tmp_path / "slow.sh"
     script.write_text("sleep 300\n")
     runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00")

@@ -6,11 +6,9 @@ No server needed; a campaign's state lives next to its trial directories under
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from .. import atomic
 from ..errors import StateWriteError
@@ -29,10 +27,6 @@ class FileStore:
             raise ValueError(f"storage key {key!r} may only hold letters, digits, '_', '-', '.'")
         return self.root / f"{key}.json"
 
-    def write(self, key: str, document: Any) -> None:
-        """Replace the document ``key`` atomically."""
-        self.write_text(key, json.dumps(document, allow_nan=False, indent=1))
-
     def write_text(self, key: str, text: str) -> None:
         """Replace the document ``key`` with already-serialised JSON text; a failed write (disk
         full, permissions) leaves the old document in place and raises :class:`StateWriteError`."""
@@ -43,13 +37,6 @@ class FileStore:
             raise StateWriteError(
                 f"cannot save the campaign state to {path}: {exc.strerror or exc}; the last saved state is "
                 f"intact: fix that (free space, permissions) and continue with aid2e resume {self.root}") from exc
-
-    def read(self, key: str) -> Any | None:
-        """The document ``key``, or ``None`` if it was never written."""
-        try:
-            return json.loads(self._path(key).read_text())
-        except FileNotFoundError:
-            return None
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.root)!r})"

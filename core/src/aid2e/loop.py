@@ -1,0 +1,454 @@
+"""The trial loop: keeps every slot of a backend busy with Ax's trials until the run is done.
+
+One pass of :meth:`TrialLoop.run`, in the scheduler's thread (Ax works on its owner thread):
+
+1. look at Ctrl-C/SIGTERM (:mod:`aid2e.interrupts`) and cancel trials past ``trial_timeout``;
+2. take as many candidates from Ax as slots are free, open their trials in the book, save;
+3. submit every trial waiting for a submission (new trials, and retries), save;
+4. wait until the backend says a job may have ended (or the poll interval passes), poll all
+   jobs in one call, and for each ended job read its result, :func:`~aid2e.outcome.judge` it
+   and apply the verdict (to the book, to Ax); save.
+
+The book (:mod:`aid2e.trials`) holds every trial's state; the loop only moves it. Time is read
+through a :class:`~aid2e.clock.Clock`, so a simulated backend drives the loop in milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from . import atomic
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import Aid2eError, ConfigError, SubmitError
+from .interrupts import CHECK_INTERVAL, Interruption, StopSignals, second_press_grace
+from .outcome import Experiment, Policy, Trial, Verdict, judge
+from .trials import JobEntry, TrialBook
+from .types import JobHandle, JobRequest, JobResult, JobState, Measurement
+
+log = logging.getLogger("aid2e.ax_scheduler")
+
+#: Written into every attempt's directory before its job is submitted: which campaign, trial,
+#: attempt and token the directory now belongs to.
+ATTEMPT_FILE = "aid2e_attempt.json"
+#: Seconds between looks at the backend while free slots wait for Ax's next candidates.
+AX_WAIT_SLICE = 0.05
+#: Mean generation time (s) above which a few candidates are kept ready in advance.
+SLOW_GENERATION = 0.5
+#: Finished trials below which the failure rate is taken over this many (a first failure does not stop a run).
+MIN_FINISHED_FOR_RATE = 5
+
+
+@frozen(kw_only=True)
+class ExperimentFacts:
+    """What the loop needs to know of the Ax experiment, read once before Ax goes to its thread."""
+
+    name: str
+    objective_names: tuple[str, ...]
+    metric_names: frozenset[str]
+    minimize: dict[str, bool]  # empty for several objectives
+
+    @classmethod
+    def of(cls, bridge: Any) -> ExperimentFacts:
+        return cls(
+            name=bridge.name,
+            objective_names=tuple(bridge.objective_names),
+            metric_names=frozenset(bridge.metric_names),
+            minimize={} if bridge.is_multi_objective else {m: bridge.minimize(m) for m in bridge.objective_names},
+        )
+
+    def for_judging(self) -> Experiment:
+        return Experiment(objective_names=self.objective_names, metric_names=self.metric_names)
+
+
+def failure_rate_exceeded(counts: Mapping[str, int], tolerated: float) -> bool:
+    """More trials failed than ``tolerated`` of the finished ones (at least :data:`MIN_FINISHED_FOR_RATE`)."""
+    finished = counts["COMPLETED"] + counts["FAILED"]
+    return counts["FAILED"] > tolerated * max(finished, MIN_FINISHED_FOR_RATE)
+
+
+class InlineAx:
+    """Outcomes applied to Ax at once, in this thread (outside a run, no owner thread)."""
+
+    def __init__(self, bridge: Any) -> None:
+        self.bridge = bridge
+
+    def report(self, function: Callable[..., Any], *args: Any) -> None:
+        function(self.bridge, *args)
+
+
+class TrialLoop:
+    """Runs trials on ``backend``; see the module docstring.
+
+    Its collaborators: ``book`` (trial state), ``ax`` (an :class:`~aid2e.ax_owner.AxOwner`, or
+    :class:`InlineAx` outside a run), ``request_for(index)`` (the job request of a trial's
+    current attempt, adapted to the backend), ``save(full=False)`` (writes the state),
+    ``on_change()`` (progress), and ``trial_dir(index)``.
+    """
+
+    def __init__(self, *, backend: Any, book: TrialBook, ax: Any, job: Any, facts: ExperimentFacts,
+                 request_for: Callable[[int], JobRequest], save: Callable[..., None], policy: Policy,
+                 capacity: int, monitoring_interval: float, tolerated_failure_rate: float,
+                 experiment_dir: Path, trial_dir: Callable[[int], Path], campaign_id: str | None,
+                 cleanup_after_completion: bool = False, on_change: Callable[[], None] = lambda: None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.backend = backend
+        self.book = book
+        self.ax = ax
+        self.job = job
+        self.facts = facts
+        self.request_for = request_for
+        self.save = save
+        self.policy = policy
+        self.capacity = capacity
+        self.monitoring_interval = monitoring_interval
+        self.tolerated_failure_rate = tolerated_failure_rate
+        self.experiment_dir = experiment_dir
+        self.trial_dir = trial_dir
+        self.campaign_id = campaign_id
+        self.cleanup_after_completion = cleanup_after_completion
+        self.on_change = on_change
+        self.clock = clock
+        self.stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
+        self._poll_failing = False  # the backend's last poll raised: poll again once per tick only
+
+    # ------------------------------------------------------------ the run
+    def run(self, *, budget: int, given: Mapping[int, Mapping[str, Any]] | None = None) -> Interruption | None:
+        """Keep every slot busy until ``budget`` trials from Ax (or the ``given`` ones) have run.
+
+        Launching and completion handling never wait for a model fit (Ax works on its owner
+        thread). The backend is polled when its ``wait`` reports a possible change or every
+        ``min(monitoring_interval, backend.poll_interval)`` seconds. Returns what Ctrl-C or
+        SIGTERM stopped (see ``AxScheduler.run_optimization``), or None.
+        """
+        owner = self.ax
+        pending = list(given.items()) if given is not None else None
+        launched = 0
+        stop: Interruption | None = None
+        tick = self.monitoring_interval
+        poll_every = min(tick, float(getattr(self.backend, "poll_interval", tick) or tick))
+        last_poll = self.clock.monotonic()
+        with StopSignals() as signals:
+            while True:
+                try:
+                    if signals.stop and stop is None:
+                        stop = self._stop_launching(signals)
+                    if stop is not None and signals.presses >= 2 and self.book.jobs():
+                        stop.canceled += len(self.book.jobs())
+                        self.cancel_all("canceled by a second Ctrl-C")
+                    self._enforce_timeout()
+                    stop_launching = stop is not None or self.failure_rate_exceeded()
+                    free = self.capacity - self.book.in_flight
+                    if not stop_launching and free > 0:
+                        if pending is not None:
+                            batch, pending = pending[:free], pending[free:]
+                        else:
+                            batch = owner.take(min(free, budget - launched))
+                        if batch:
+                            self.launch(dict(batch))
+                            launched += len(batch)
+                            free -= len(batch)
+                    if not self.stopping and self.book.awaiting():
+                        self._submit_awaiting()
+                    if pending is None:
+                        owner.want(0 if stop_launching else min(budget - launched, free + self._prefetch()))
+                    wants_more = not stop_launching and (
+                        bool(pending) if pending is not None
+                        else launched < budget and not (owner.exhausted and not owner.ready_count))
+                    if not self.book.jobs():
+                        if not wants_more:
+                            if stop is not None:
+                                self._offer_cancel(stop, signals)
+                                for index, _parameters in pending or ():  # given trials never launched
+                                    self.ax.report(abandon, index, f"not launched: {stop.signal} stopped the run")
+                            return stop
+                        if pending is None and owner.idle_without_candidates and not owner.exhausted:
+                            raise Aid2eError(
+                                "Ax generated no new trial while none is running; check the generation "
+                                f"strategy (e.g. its trial limits) of experiment {self.facts.name!r}"
+                            )
+                    waiting_for_ax = pending is None and wants_more and free > 0
+                    if self.book.jobs():
+                        timeout = max(0.0, poll_every - (self.clock.monotonic() - last_poll))
+                        timeout = min(timeout, AX_WAIT_SLICE if waiting_for_ax else CHECK_INTERVAL)
+                        changed = self._wait_for_jobs(timeout)
+                        if changed or self.clock.monotonic() - last_poll >= poll_every:
+                            last_poll = self.clock.monotonic()
+                            if self.poll():
+                                self.save()
+                    elif waiting_for_ax:
+                        owner.wait_ready(min(tick, CHECK_INTERVAL))
+                except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+                    signals.press()
+
+    def _prefetch(self) -> int:
+        """Candidates to keep ready beyond the free slots: a whole wave when they come from a
+        quasi-random generator (data would not change them), a few when generation is slow."""
+        owner = self.ax
+        if not getattr(owner, "generations", 0):
+            return 0
+        if owner.ignores_data:  # quasi-random: the next wave is ready when this one ends
+            return self.capacity
+        slow = owner.generation_seconds / owner.generations > SLOW_GENERATION
+        return max(1, self.capacity // 4) if slow else 0
+
+    def failure_rate_exceeded(self) -> bool:
+        return failure_rate_exceeded(self.book.counts(), self.tolerated_failure_rate)
+
+    # ------------------------------------------------------------ launching
+    def launch(self, trials: Mapping[int, Mapping[str, Any]]) -> None:
+        """Open trials ``{index: parameters}`` and submit them. Their records are saved before
+        submission (no handle yet) and again with their handles, so no job ever runs unrecorded."""
+        for index, parameters in trials.items():
+            self.book.open(index, parameters)
+        self.save()
+        self._submit_awaiting()
+
+    def _submit_awaiting(self) -> None:
+        """Submit every trial waiting for its current attempt's job; save their handles."""
+        for index in self.book.awaiting():
+            self.submit(index)
+        self.save()
+
+    def submit(self, index: int) -> None:
+        """Submit trial ``index``'s current attempt (its record, with the attempt's token, is
+        saved). A refused submission ends the trial (a configuration error is raised after)."""
+        record = self.book[index]
+        record.started_at = self.clock.time()
+        try:
+            request = self.request_for(index)
+            atomic.private_dir(request.workdir)
+            # a marker for people and tools: the token's durable copy is the record saved (fsynced) before
+            atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, {
+                "campaign": self.campaign_id, "trial": index, "attempt": record.attempts, "token": record.token},
+                sync=False)
+            handle = self.backend.submit(request)
+        except (SubmitError, ConfigError, OSError) as exc:
+            self.decide(index, JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}"))
+            if isinstance(exc, ConfigError):
+                raise
+            return
+        entry = self.book.submitted(index, with_token(handle, record.token, request.labels))
+        log.info("trial %d started (%s %s)", index, entry.handle.backend, entry.handle.native_id)
+        self.on_change()
+
+    # ------------------------------------------------------------ following
+    def _wait_for_jobs(self, timeout: float) -> bool:
+        """The backend's ``wait``; while polling fails, a plain pause of ``timeout`` instead: the
+        backend may keep reporting a change (a job it saw end) and every poll would ask the batch
+        system again, hundreds of times a second."""
+        if self._poll_failing:
+            self.clock.sleep(max(0.0, timeout))
+            return False
+        return self.backend.wait(self.book.handles(), timeout)
+
+    def poll(self) -> bool:
+        """Poll every job in flight once; decide the trials whose job ended. True if any ended."""
+        entries = self.book.jobs()
+        try:
+            states = self.backend.poll([entry.handle for entry in entries])
+        except Exception as exc:  # a batch system hiccup must not lose the campaign
+            log.warning("polling %s failed, will retry: %s", type(self.backend).__name__, exc)
+            self._poll_failing = True
+            return False
+        self._poll_failing = False
+        ended = False
+        for entry in entries:
+            state = states.get(entry.handle.native_id)
+            if state is JobState.ACTIVE and entry.active_since is None:
+                entry.active_since = self.clock.time()
+            if state is None or not state.is_final:
+                continue
+            try:
+                result = self.backend.result(entry.handle)
+            except Exception as exc:
+                result = JobResult(state=JobState.FAILED, message=f"could not read the job's result: {exc}")
+            self.job_ended(entry, result)
+            ended = True
+        return ended
+
+    def job_ended(self, entry: JobEntry, result: JobResult) -> None:
+        """A followed job ended with ``result``: its trial (of one job) is decided."""
+        self.book.job_ended(entry)
+        timed_out_after = None
+        if entry.timed_out:
+            since = entry.active_since if entry.active_since is not None else self.book[entry.trial].started_at
+            timed_out_after = self.clock.time() - since
+        self.decide(entry.trial, result, canceled_because=entry.cancel_reason, timed_out_after=timed_out_after)
+
+    def decide(self, index: int, result: JobResult, *, canceled_because: str | None = None,
+               timed_out_after: float | None = None) -> Verdict:
+        """Judge trial ``index``'s result and apply the verdict to the book and to Ax."""
+        record = self.book[index]
+        trial = Trial(attempts=record.attempts, can_retry=self.job is not None,
+                      canceled_because=canceled_because, timed_out_after=timed_out_after)
+        verdict = judge(result, trial, self.facts.for_judging(), self.policy, self.book.records.values())
+        now = self.clock.time()
+        if verdict.action == "retry":
+            self.book.new_attempt(index, submit=not self.stopping)
+            record.message = f"attempt {record.attempts - 1} failed: {result.message}"
+            if self.stopping:  # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
+                record.message += "; runs again on resume"
+            else:
+                log.warning("trial %d: %s; running it again (attempt %d of %d)", index,
+                            result.message.splitlines()[0] if result.message else "infrastructure failure",
+                            record.attempts, self.policy.max_retries + 1)
+            self.save()  # the retry's attempt and token are on disk before its job exists
+            return verdict
+        if verdict.action == "abandon":
+            self.ax.report(abandon, index, verdict.reason)
+            self.book.close(index, "ABANDONED", message=verdict.reason, at=now)
+            if verdict.reason.startswith("infeasible: "):
+                log.info("trial %d is %s", index, verdict.reason)
+        elif verdict.action in ("complete", "penalize"):
+            self.ax.report(complete, index, verdict.metrics)
+            message = verdict.reason if verdict.action == "penalize" else None
+            self.book.close(index, "COMPLETED", message=message, metrics=verdict.metrics, at=now)
+            if verdict.action == "penalize":
+                log.warning("trial %d %s", index, verdict.reason.splitlines()[0])
+            else:
+                log.info("trial %d completed: %s", index, {k: v.mean for k, v in verdict.metrics.items()})
+                extra = sorted(set(result.metrics) - self.facts.metric_names)
+                if extra:
+                    log.debug("trial %d: ignoring metrics Ax does not know: %s", index, extra)
+                if self.cleanup_after_completion:  # a penalized trial's directory stays, as a failed one's
+                    shutil.rmtree(self.trial_dir(index), ignore_errors=True)
+        else:
+            self.ax.report(fail, index, verdict.reason)
+            self.book.close(index, "FAILED", message=verdict.reason, at=now)
+            log.warning("trial %d failed: %s", index, verdict.reason.splitlines()[0] if verdict.reason else "")
+        self.on_change()
+        return verdict
+
+    def _enforce_timeout(self) -> None:
+        """Cancel trials running longer than ``trial_timeout`` (they end as FAILED, saying so),
+        timed from the first poll that saw their job running: time spent queued (in a batch
+        queue, or behind busy workers) does not count."""
+        limit = self.policy.trial_timeout
+        if limit is None:
+            return
+        now = self.clock.time()
+        for entry in self.book.jobs():
+            if not entry.timed_out and entry.active_since is not None and now - entry.active_since > limit:
+                entry.timed_out = True
+                log.warning("trial %d exceeded trial_timeout=%g s: canceling it", entry.trial, limit)
+                try:
+                    self.backend.cancel(entry.handle)
+                except Exception as exc:
+                    log.warning("could not cancel trial %d: %s", entry.trial, exc)
+
+    def cancel_all(self, reason: str, timeout: float = 60.0) -> None:
+        """Cancel every job in flight and abandon their trials (with ``reason``). Jobs that do not
+        report their end within ``timeout`` seconds are abandoned anyway."""
+        for entry in self.book.jobs():
+            entry.cancel_reason = reason
+            try:
+                self.backend.cancel(entry.handle)
+            except Exception as exc:
+                log.warning("could not cancel trial %d: %s", entry.trial, exc)
+        deadline = self.clock.monotonic() + timeout
+        while self.book.jobs() and self.clock.monotonic() < deadline:
+            self._wait_for_jobs(min(1.0, max(0.0, deadline - self.clock.monotonic())))
+            self.poll()
+        for entry in self.book.jobs():
+            self.job_ended(entry, JobResult(state=JobState.CANCELED,
+                                            message=f"{reason}; the job did not confirm its end"))
+        self.save()
+
+    # ------------------------------------------------------------ interrupts
+    def _stop_launching(self, signals: StopSignals) -> Interruption:
+        """First Ctrl-C or SIGTERM: stop launching, let go of the jobs that outlive this process
+        (their records stay RUNNING with their handles, for a resumed scheduler), save."""
+        self.stopping = True
+        with contextlib.suppress(AttributeError):
+            self.ax.want(0)
+        stop = Interruption(signal="SIGTERM" if signals.terminated and not signals.presses else "Ctrl-C")
+        for entry in self.book.jobs():
+            if ask(self.backend, "outlives_controller", entry.handle, False):
+                self.book.unfollow(entry)
+                stop.left_running.append(entry.trial)
+            elif signals.terminated:  # the process is about to end: stop it, run it again on resume
+                with contextlib.suppress(Exception):
+                    self.backend.cancel(entry.handle)
+                self.book.unfollow(entry, keep_handle=False)
+                stop.rerun.append(entry.trial)
+                if not ask(self.backend, "cancel_stops", entry.handle, True):
+                    stop.not_stopped += 1
+        self.save()
+        if self.book.jobs():
+            stop.awaited = len(self.book.jobs())
+            log.warning("%s: no new trials start; waiting for %d running trial(s) whose jobs cannot outlive "
+                        "this process. Press Ctrl-C again to cancel them. State is saved in %s",
+                        stop.signal, len(self.book.jobs()), self.experiment_dir)
+        return stop
+
+    def _offer_cancel(self, stop: Interruption, signals: StopSignals) -> None:
+        """At a terminal, give a second Ctrl-C a moment to cancel the jobs left running."""
+        grace = second_press_grace()
+        if not stop.left_running or grace <= 0 or signals.terminated:
+            return
+        log.warning("%d trial(s) are left running as jobs; press Ctrl-C again within %g s to cancel them",
+                    len(stop.left_running), grace)
+        deadline = self.clock.monotonic() + grace
+        while signals.presses < 2 and self.clock.monotonic() < deadline:
+            try:
+                self.clock.sleep(0.05)
+            except KeyboardInterrupt:
+                signals.press()
+        if signals.presses >= 2:
+            for index in stop.left_running:
+                self.book.follow(index)
+            stop.canceled += len(stop.left_running)
+            stop.left_running.clear()
+            self.cancel_all("canceled by a second Ctrl-C")
+
+
+def with_token(handle: JobHandle, token: str, labels: Mapping[str, str] | None = None) -> JobHandle:
+    """``handle`` carrying the attempt's ``token`` (backends check files against it) and ``labels``."""
+    import attrs
+
+    extra = {**handle.extra, **(labels or {})}
+    if token:
+        extra["token"] = token
+    return attrs.evolve(handle, extra=extra) if extra != handle.extra else handle
+
+
+def ask(backend: Any, question: str, handle: JobHandle, default: bool) -> bool:
+    """The backend's answer to an optional yes/no method about a job (``outlives_controller``,
+    ``cancel_stops``), or ``default`` if it has none or it fails."""
+    check = getattr(backend, question, None)
+    try:
+        return bool(check(handle)) if callable(check) else default
+    except Exception:  # a third-party backend's bug must not turn Ctrl-C into a crash
+        log.debug("%s failed", question, exc_info=True)
+        return default
+
+
+# ---------------------------------------------------------------- outcomes, applied where Ax lives
+def complete(bridge: Any, index: int, metrics: Mapping[str, Measurement]) -> None:
+    bridge.complete(index, metrics)
+
+
+def _complete_many(bridge: Any, completions: list[tuple[int, Mapping[str, Measurement]]]) -> None:
+    bridge.complete_many(dict(completions))
+
+
+complete.many = _complete_many  # type: ignore[attr-defined]  # the owner thread batches a wave
+
+
+def fail(bridge: Any, index: int, reason: str) -> None:
+    bridge.fail(index, reason)
+
+
+def abandon(bridge: Any, index: int, reason: str) -> None:
+    bridge.abandon(index, reason)
+
+
+__all__ = ["ExperimentFacts", "InlineAx", "TrialLoop", "abandon", "ask", "complete", "fail",
+           "failure_rate_exceeded", "with_token"]
