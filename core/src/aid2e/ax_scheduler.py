@@ -12,10 +12,8 @@ trial's outcome is :func:`aid2e.outcome.judge`. Only :mod:`aid2e.ax_bridge` touc
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import atomic, campaign, data_checks, serialize, state
+from . import campaign, serialize, state, state_loader
 from .campaign import directory_name as _directory_name
 from .config import SchedulerConfig
 from .errors import CampaignInterrupted, ConfigError, FailureRateExceededError, GenerationError, StateWriteError
@@ -136,7 +134,10 @@ class AxScheduler:
             return self._campaign_dir
         if self._lock is not None:  # during a run: the directory it locked (resolved once)
             return self._lock.directory
-        return Path(self.config.job_output_dir).resolve() / _directory_name(self._facts_name())
+        return self._default_dir(self._facts_name())
+
+    def _default_dir(self, name: str) -> Path:
+        return Path(self.config.job_output_dir).resolve() / _directory_name(name)
 
     def trial_dir(self, index: int) -> Path:
         return self.experiment_dir / f"trial_{index}"
@@ -417,21 +418,7 @@ class AxScheduler:
         """config ``load_if_exists``: continue the campaign saved in ``where`` (same parameters
         and objectives as this experiment, else a one-line error)."""
         saved = read_saved(where)
-        mine = self._bridge_or_error()
-        from .ax_bridge import AxBridge
-
-        try:
-            theirs = AxBridge.from_snapshot(copy.deepcopy(saved.ax))  # decoding consumes the snapshot
-        except Exception as exc:
-            raise ConfigError(f"{saved.source}: the Ax snapshot in it cannot be read "
-                              f"({type(exc).__name__}: {str(exc)[:300]})") from exc
-        for what, ours, theirs_names in (("parameters", mine.parameter_names, theirs.parameter_names),
-                                         ("objectives", mine.objective_names, theirs.objective_names)):
-            if sorted(ours) != sorted(theirs_names):
-                raise ConfigError(
-                    f"config 'load_if_exists': the campaign saved in {where} has {what} "
-                    f"{', '.join(sorted(theirs_names))} but this experiment has {', '.join(sorted(ours))}: "
-                    "give this experiment a new name or another job_output_dir")
+        state_loader.check_same_problem(saved, where, self._bridge_or_error())
         self._apply_state(saved, campaign_dir=where)
         log.info("continuing the campaign saved in %s (%d trials)", where, len(self.trials))
 
@@ -480,7 +467,7 @@ class AxScheduler:
     # ------------------------------------------------------------ persistence
     def _trials_json(self) -> str:
         """The scheduler part of the state (config, backend, objective, every trial's record) as JSON."""
-        head: dict[str, Any] = {"config": self.config.to_dict(), "runner": _describe_runner(self.runner),
+        head: dict[str, Any] = {"config": self.config.to_dict(), "runner": state_loader.describe_backend(self.runner),
                                 "campaign": {"id": self._campaign_id, "dir": str(self.experiment_dir)}}
         if self._job is not None:
             head["objective"] = serialize.dump_job(self._job)
@@ -517,7 +504,7 @@ class AxScheduler:
         saved_state = read_saved(where)
         saved = saved_state.scheduler
         if runner is None:
-            runner = _rebuild_runner(saved.get("runner"))
+            runner = state_loader.rebuild_backend(saved.get("runner"))
         known = {f.name for f in attrs.fields(SchedulerConfig)}
         merged = {k: v for k, v in (saved.get("config") or {}).items() if k in known}
         if where.is_dir():
@@ -543,8 +530,7 @@ class AxScheduler:
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
-        text = state.document_text(self._trials_json(), time.time(), self._bridge_or_error().snapshot())
-        atomic.write_bytes(path, text.encode())
+        self._writer.write_file(path, self._trials_json(), self._bridge_or_error().snapshot())
 
     def load_experiment(self, path: str) -> None:
         """Load what :meth:`save_experiment` wrote, or a run's saved state (its experiment
@@ -555,83 +541,21 @@ class AxScheduler:
         self._apply_state(read_saved(where), campaign_dir=where.resolve() if where.is_dir() else None)
 
     def _apply_state(self, saved: SavedState, campaign_dir: Path | None = None) -> None:
-        """Rebuild the Ax experiment from ``saved`` and bring it up to its trial records.
+        """Make the campaign in ``saved`` this scheduler's (see :func:`aid2e.state_loader.load`).
 
         ``campaign_dir``: the directory the state was read from, where the campaign now lives
         (trial directories are saved relative to it); None for a ``save_experiment`` file,
         whose campaign lives under this scheduler's ``job_output_dir``.
         """
-        from .ax_bridge import AxBridge
-
-        try:
-            bridge = AxBridge.from_snapshot(saved.ax)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise ConfigError(f"{saved.source}: the Ax snapshot in it cannot be read "
-                              f"({type(exc).__name__}: {str(exc)[:300]})") from exc
+        loaded = state_loader.load(saved, lambda bridge: campaign_dir or self._default_dir(bridge.name))
         self._campaign_dir = campaign_dir
-        self._bridge = bridge  # experiment_dir needs the experiment's name
-        home = self.experiment_dir
-        records = saved.records(home)
-        # An older aid2e gave Ax results it cannot take (e.g. a metric with and without sem):
-        # those trials become FAILED, so the campaign resumes instead of failing at generation.
-        refused = data_checks.refused_records(records)
-        try:
-            for record in records:
-                if record.index in refused:
-                    record.status, record.message = "FAILED", f"result refused on resume: {refused[record.index]}"
-                    log.warning("trial %d: %s", record.index, record.message)
-                bridge.sync_trial(record.index, record.parameters, record.status, record.metrics, record.message)
-        except Exception as exc:
-            raise ConfigError(f"{saved.records_source or saved.source}: trial {record.index}'s record does not "
-                              "fit the experiment "
-                              f"({type(exc).__name__}: {str(exc)[:300]})") from exc
-        self.book = TrialBook({record.index: record for record in records})
-        saved_dir = saved.campaign.get("dir") if isinstance(saved.campaign.get("dir"), str) else None
-        campaign_id = saved.campaign.get("id")
-        self._campaign_id = campaign_id if isinstance(campaign_id, str) else None
-        self._relocated_from = saved_dir if saved_dir and not campaign.same_dir(saved_dir, home) else None
-        self._writer.loaded(saved.saved_at)
+        self._bridge = loaded.bridge
+        self.book = TrialBook(loaded.records)
+        self._campaign_id = loaded.campaign_id
+        self._relocated_from = loaded.relocated_from
+        self._writer.loaded(loaded.saved_at)
         self._loaded = True
-        if saved.ax.get("data") is None:  # format 1: Ax's own snapshot kept 10 decimals
-            bridge.restore_exact_data({i: r.metrics for i, r in self.trials.items() if r.status == "COMPLETED"})
-        for index in refused:
-            bridge.retract(index, self.trials[index].message)
-        # Trials Ax generated after the last record was saved never ran (records are saved before
-        # submission): abandon them so they do not stay pending in Ax for ever.
-        for index in bridge.unfinished_trials():
-            if index not in self.trials:
-                bridge.abandon(index, "generated but never launched: the controller stopped first")
         self._facts = None
-
-
-def _describe_runner(runner: Any) -> dict[str, Any]:
-    """What a later ``AxScheduler.resume`` needs to rebuild the backend (``to_config()`` gives
-    the constructor's keyword arguments; backends without it must be passed to resume)."""
-    to_config = getattr(runner, "to_config", None)
-    return {
-        "backend": getattr(runner, "name", ""),
-        "class": f"{type(runner).__module__}:{type(runner).__qualname__}",
-        "kwargs": to_config() if callable(to_config) else None,
-    }
-
-
-def _rebuild_runner(description: Mapping[str, Any] | None) -> Any:
-    if not description or description.get("kwargs") is None:
-        raise ConfigError("the saved state does not say how to rebuild its runner: pass one, "
-                          "AxScheduler.resume(path, runner)")
-    module_name, _, qualname = str(description["class"]).partition(":")
-    try:
-        import importlib
-
-        factory: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            factory = getattr(factory, part)
-        return factory(**description["kwargs"])
-    except (ImportError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"cannot rebuild the saved runner {description['class']} ({exc}); pass one, "
-                          "AxScheduler.resume(path, runner)") from exc
 
 
 __all__ = ["AxScheduler", "Batch", "TrialRecord"]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import state
+from . import atomic, state
 from .clock import SYSTEM_CLOCK, Clock
 from .state_records import RecordEncoder, scheduler_json
 from .storage.filestore import FileStore
@@ -70,6 +70,10 @@ class StateWriter:
 
         snapshot(make)
         self.flush()  # made inline: write it now; made on Ax's thread: the next save or flush does
+
+    def write_file(self, path: str | Path, scheduler_text: str, ax_snapshot: Any) -> None:
+        """One file holding the records and Ax's snapshot (``save_experiment``), atomically."""
+        atomic.write_bytes(path, state.document_text(scheduler_text, self.clock.time(), ax_snapshot).encode())
 
     def flush(self) -> None:
         """Write the snapshot Ax's thread handed over, if any."""
