@@ -224,6 +224,48 @@ def test_broken_entry_point_is_reported_not_fatal(fake_site):
     assert "Traceback" not in proc.stderr
 
 
+def test_installed_plugins_that_declare_wrongly_or_collide_are_error_rows(fake_site):
+    """Real entry points: a module with no @hookimpl, and a second distribution with the
+    backend name 'good' that goodplug has: each is an error row naming what to fix."""
+    _dist(fake_site, "nohooks", "[aid2e]\nnohooks = nohooks_mod\n", {
+        "nohooks_mod": """
+            from aid2e import BackendInfo
+
+            def aid2e_backends():
+                yield BackendInfo(name="nohooks", factory=dict)
+        """,
+    })
+    _dist(fake_site, "twinplug", "[aid2e]\ntwin = twinplug_mod\n", {
+        "twinplug_mod": """
+            from aid2e import BackendInfo, hookimpl
+
+            class TwinRunner:
+                pass
+
+            @hookimpl
+            def aid2e_backends():
+                yield BackendInfo(name="good", factory=TwinRunner, kinds={"script"})
+        """,
+    })
+    proc = _run(["-m", "aid2e", "plugins", "list", "--json"], fake_site)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["nohooks"]["status"] == "error"
+    assert rows["nohooks"]["error"] == ("registers no hook implementations: decorate its functions with "
+                                        "@aid2e.hookimpl (aid2e_backends)")
+    assert rows["nohooks"]["provides"]["backends"] == []
+    for name in ("goodplug", "twinplug"):
+        assert rows[name]["status"] == "error"
+        assert rows[name]["error"] == ("backend 'good' is provided by both goodplug and twinplug: "
+                                       "uninstall one, or disable one with AID2E_DISABLE_PLUGINS")
+    proc = _run(["-c", "from aid2e import GoodRunner"], fake_site)
+    assert proc.returncode == 1
+    assert "PluginConflictError: backend 'good' is provided by both goodplug and twinplug" in proc.stderr
+    proc = _run(["-c", "from aid2e import GoodRunner; print(GoodRunner.__module__)"], fake_site,
+                AID2E_DISABLE_PLUGINS="twinplug")
+    assert proc.stdout.strip() == "goodplug_mod", proc.stderr
+
+
 def test_runner_from_an_installed_plugin(fake_site):
     code = "from aid2e import GoodRunner; print(GoodRunner.__module__)"
     proc = _run(["-c", code], fake_site)
