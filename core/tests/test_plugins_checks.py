@@ -160,6 +160,28 @@ def test_a_name_twice_in_one_plugin_is_its_error(plugin_manager, register_plugin
     assert "twin" not in plugin_manager.backends()
 
 
+def test_a_hook_returning_one_record_instead_of_yielding_is_an_error(plugin_manager, register_plugin):
+    class ReturnsOne:
+        @hookimpl
+        def aid2e_backends(self):
+            return BackendInfo(name="single", factory=RunnerA)
+
+    info = register_plugin(ReturnsOne(), name="aid2e-returns-one")
+    assert info.status == "error"
+    assert info.error == ("TypeError: aid2e_backends must yield its records (or return a list of them), "
+                          "not return a BackendInfo")
+    assert "single" not in plugin_manager.backends()
+
+
+def test_a_second_plugin_under_a_taken_name_is_refused_and_the_first_kept(plugin_manager, register_plugin):
+    register_plugin(_backends("first", RunnerA), name="aid2e-same")
+    with pytest.raises(ValueError, match="a plugin named 'aid2e-same' is already registered"):
+        plugin_manager.register(_backends("second", RunnerB), name="aid2e-same")
+    assert _row(plugin_manager, "aid2e-same").status == "active"
+    assert plugin_manager.backend("first").factory is RunnerA
+    assert "second" not in plugin_manager.backends()
+
+
 # ---------------------------------------------------------------- names across plugins
 def test_a_backend_name_in_two_plugins_is_an_error_on_both_rows(plugin_manager, register_plugin):
     register_plugin(_backends("dup", RunnerA), name="aid2e-first")

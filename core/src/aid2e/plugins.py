@@ -249,6 +249,8 @@ class PluginManager:
     def _add(self, plugin: Any, info: PluginInfo) -> None:
         """Register one plugin with pluggy, check its hooks and collect its records."""
         name = info.name
+        if name in self._infos:
+            raise ValueError(f"a plugin named {name!r} is already registered")
         self._infos[name] = info
         try:
             self.pm.register(plugin, name=name)
@@ -284,7 +286,11 @@ class PluginManager:
         """The records ``plugin``'s implementation of ``hook_name`` yields, called through pluggy."""
         others = [p for p in self.pm.get_plugins() if p is not plugin]
         answers = self.pm.subset_hook_caller(hook_name, remove_plugins=others)()
-        return [record for answer in answers for record in (answer or ())]
+        for answer in answers:
+            if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+                raise TypeError(f"{hook_name} must yield its records (or return a list of them), "
+                                f"not return a {type(answer).__name__}")
+        return [record for answer in answers for record in answer]
 
     def _fail(self, name: str, what: str, problem: BaseException | str) -> None:
         """Mark plugin ``name`` as an error that provides nothing (and drop it from pluggy)."""
