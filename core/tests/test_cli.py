@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import aid2e
-from aid2e import BackendInfo, JobKind, StorageInfo, hookimpl
+from aid2e import BackendInfo, JobKind, hookimpl
 from aid2e.cli import main
 from aid2e.errors import ConfigError
 
@@ -36,10 +36,6 @@ class FakePlugin:
     def aid2e_job_kinds(self):
         yield JobKind(name="container", spec_type=ContainerJob)
 
-    @hookimpl
-    def aid2e_storages(self):
-        yield StorageInfo(name="s3", factory=dict)
-
 
 class BrokenPlugin:
     @hookimpl
@@ -48,8 +44,16 @@ class BrokenPlugin:
         yield  # pragma: no cover
 
 
+@pytest.fixture
+def without_containers(monkeypatch):
+    """The installed aid2e-containers disabled: ``FakePlugin``'s 'container' kind would be a
+    name two plugins provide (an error on both rows). List it before ``plugin_manager``."""
+    monkeypatch.setenv("AID2E_DISABLE_PLUGINS", "aid2e-containers")
+
+
 # ---------------------------------------------------------------- in-process
-def test_table_shows_name_version_status_and_provides(plugin_manager, register_plugin, capsys):
+def test_table_shows_name_version_status_and_provides(without_containers, plugin_manager, register_plugin,
+                                                       capsys):
     register_plugin(FakePlugin(), name="aid2e-fake", version="2.0")
     register_plugin(BrokenPlugin(), name="aid2e-gridfail", version="0.1.0")
     assert main(["plugins", "list"]) == 0
@@ -58,7 +62,7 @@ def test_table_shows_name_version_status_and_provides(plugin_manager, register_p
     assert lines[0].split() == ["Name", "Version", "Status", "Provides"]
     fake = next(line for line in lines if line.startswith("aid2e-fake "))
     assert fake.split()[:3] == ["aid2e-fake", "2.0", "active"]
-    assert fake.endswith("backends: fake; job kinds: container; storages: s3")
+    assert fake.endswith("backends: fake; job kinds: container")
     panda = next(line for line in lines if line.startswith("aid2e-gridfail "))
     assert panda.split()[:3] == ["aid2e-gridfail", "0.1.0", "error"]
     assert panda.endswith("ModuleNotFoundError: No module named 'pandaclient'")
@@ -71,10 +75,10 @@ def test_all_includes_the_builtins(plugin_manager, capsys):
     assert main(["plugins", "list", "--all"]) == 0
     out = capsys.readouterr().out
     builtin = next(line for line in out.splitlines() if line.startswith("aid2e (builtins)"))
-    assert "active" in builtin and "job kinds: function, script; storages: file" in builtin
+    assert "active" in builtin and "job kinds: function, script; job adapters: function->script" in builtin
 
 
-def test_json_lists_plugin_records(plugin_manager, register_plugin, capsys):
+def test_json_lists_plugin_records(without_containers, plugin_manager, register_plugin, capsys):
     register_plugin(FakePlugin(), name="aid2e-fake", version="2.0")
     assert main(["plugins", "list", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
@@ -84,7 +88,7 @@ def test_json_lists_plugin_records(plugin_manager, register_plugin, capsys):
         "entry_point": "(in-process)",
         "status": "active",
         "builtin": False,
-        "provides": {"backends": ["fake"], "job_kinds": ["container"], "storages": ["s3"], "job_adapters": []},
+        "provides": {"backends": ["fake"], "job_kinds": ["container"], "job_adapters": []},
         "error": None,
     }
     assert not any(r["builtin"] for r in rows.values())
@@ -214,10 +218,52 @@ def test_broken_entry_point_is_reported_not_fatal(fake_site):
     assert broken["entry_point"] == "broken = brokenplug_mod"
     good = rows["goodplug"]
     assert good["status"] == "active" and good["error"] is None
-    assert good["provides"] == {"backends": ["good"], "job_kinds": [], "storages": [], "job_adapters": []}
+    assert good["provides"] == {"backends": ["good"], "job_kinds": [], "job_adapters": []}
     assert rows["aid2e (builtins)"]["status"] == "active"
     assert rows["aid2e (builtins)"]["provides"]["job_kinds"] == ["function", "script"]
     assert "Traceback" not in proc.stderr
+
+
+def test_installed_plugins_that_declare_wrongly_or_collide_are_error_rows(fake_site):
+    """Real entry points: a module with no @hookimpl, and a second distribution with the
+    backend name 'good' that goodplug has: each is an error row naming what to fix."""
+    _dist(fake_site, "nohooks", "[aid2e]\nnohooks = nohooks_mod\n", {
+        "nohooks_mod": """
+            from aid2e import BackendInfo
+
+            def aid2e_backends():
+                yield BackendInfo(name="nohooks", factory=dict)
+        """,
+    })
+    _dist(fake_site, "twinplug", "[aid2e]\ntwin = twinplug_mod\n", {
+        "twinplug_mod": """
+            from aid2e import BackendInfo, hookimpl
+
+            class TwinRunner:
+                pass
+
+            @hookimpl
+            def aid2e_backends():
+                yield BackendInfo(name="good", factory=TwinRunner, kinds={"script"})
+        """,
+    })
+    proc = _run(["-m", "aid2e", "plugins", "list", "--json"], fake_site)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert rows["nohooks"]["status"] == "error"
+    assert rows["nohooks"]["error"] == ("registers no hook implementations: decorate its functions with "
+                                        "@aid2e.hookimpl (aid2e_backends)")
+    assert rows["nohooks"]["provides"]["backends"] == []
+    for name in ("goodplug", "twinplug"):
+        assert rows[name]["status"] == "error"
+        assert rows[name]["error"] == ("backend 'good' is provided by both goodplug and twinplug: "
+                                       "uninstall one, or disable one with AID2E_DISABLE_PLUGINS")
+    proc = _run(["-c", "from aid2e import GoodRunner"], fake_site)
+    assert proc.returncode == 1
+    assert "PluginConflictError: backend 'good' is provided by both goodplug and twinplug" in proc.stderr
+    proc = _run(["-c", "from aid2e import GoodRunner; print(GoodRunner.__module__)"], fake_site,
+                AID2E_DISABLE_PLUGINS="twinplug")
+    assert proc.stdout.strip() == "goodplug_mod", proc.stderr
 
 
 def test_runner_from_an_installed_plugin(fake_site):

@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 import aid2e
-from aid2e import BackendInfo, JobAdapter, JobKind, StorageInfo, hookimpl
+from aid2e import BackendInfo, JobAdapter, JobKind, hookimpl
 from aid2e.errors import PluginNotInstalledError
 from aid2e.plugins import get_plugin_manager
 from aid2e.types import FunctionJob, ScriptJob
@@ -36,10 +36,6 @@ class FullPlugin:
         yield JobKind(name="notebook", spec_type=NotebookJob, description="a notebook")
 
     @hookimpl
-    def aid2e_storages(self):
-        yield StorageInfo(name="fakestore", factory=FakeStore)
-
-    @hookimpl
     def aid2e_job_adapters(self):
         yield JobAdapter(kind="notebook", produces="script", adapt=lambda r: r)
 
@@ -60,7 +56,7 @@ class RaisingPlugin:
 class WrongTypePlugin:
     @hookimpl
     def aid2e_backends(self):
-        yield StorageInfo(name="oops", factory=FakeStore)
+        yield JobKind(name="oops", spec_type=FakeStore)
 
 
 def _row(manager, name):
@@ -75,11 +71,9 @@ def test_fixture_installs_the_process_wide_manager(plugin_manager):
 def test_builtins_are_loaded_from_their_entry_point(plugin_manager):
     builtin = _row(plugin_manager, "aid2e (builtins)")
     assert builtin.builtin and builtin.status == "active"
-    assert builtin.provides == {"job_kinds": ["function", "script"], "storages": ["file"],
-                                "job_adapters": ["function->script"]}
+    assert builtin.provides == {"job_kinds": ["function", "script"], "job_adapters": ["function->script"]}
     assert plugin_manager.job_kind("function").spec_type is FunctionJob
     assert plugin_manager.job_kind("script").spec_type is ScriptJob
-    assert "file" in plugin_manager.storages()
     assert builtin not in plugin_manager.plugins(include_builtin=False)
 
 
@@ -90,13 +84,11 @@ def test_in_process_plugin_shows_what_it_provides(plugin_manager, register_plugi
     assert info.provides == {
         "backends": ["fake"],
         "job_kinds": ["notebook"],
-        "storages": ["fakestore"],
         "job_adapters": ["notebook->script"],
     }
     assert plugin_manager.backends()["fake"].factory is FakeRunner
     assert plugin_manager.backends()["fake"].kinds == frozenset({"script", "notebook"})
     assert plugin_manager.job_kind("notebook").spec_type is NotebookJob
-    assert plugin_manager.storages()["fakestore"].factory is FakeStore
     assert [(a.kind, a.produces) for a in plugin_manager.job_adapters()
             if a.kind in ("function", "notebook")] == [("function", "script"), ("notebook", "script")]
     assert info.to_json()["provides"]["backends"] == ["fake"]
@@ -159,9 +151,9 @@ def test_a_hook_that_raises_gives_status_error_others_unaffected(plugin_manager,
 def test_a_hook_yielding_the_wrong_record_type_is_an_error(plugin_manager, register_plugin):
     bad = register_plugin(WrongTypePlugin(), name="aid2e-wrong")
     assert bad.status == "error"
-    assert "aid2e_backends yielded StorageInfo, expected BackendInfo" in bad.error
+    assert "aid2e_backends yielded JobKind, expected BackendInfo" in bad.error
     assert "oops" not in plugin_manager.backends()
-    assert "oops" not in plugin_manager.storages()
+    assert "oops" not in plugin_manager.job_kinds()
 
 
 def test_a_plugin_with_a_bad_hookimpl_signature_is_an_error(plugin_manager, register_plugin):

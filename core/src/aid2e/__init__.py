@@ -21,12 +21,13 @@ _EXPORTS = {
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
     **dict.fromkeys(
-        ["Aid2eError", "ConfigError", "FailureRateExceededError", "PluginNotInstalledError", "SubmitError"],
+        ["Aid2eError", "ConfigError", "FailureRateExceededError", "PluginConflictError", "PluginNotInstalledError",
+         "SubmitError"],
         "errors",
     ),
     **dict.fromkeys(
         ["BackendInfo", "FunctionJob", "JobAdapter", "JobHandle", "JobKind", "JobRequest", "JobResult",
-         "JobState", "Measurement", "Resources", "ScriptJob", "StorageInfo"],
+         "JobState", "Measurement", "Resources", "ScriptJob"],
         "types",
     ),
 }
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Aid2eError,
         ConfigError,
         FailureRateExceededError,
+        PluginConflictError,
         PluginNotInstalledError,
         SubmitError,
     )
@@ -57,7 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Measurement,
         Resources,
         ScriptJob,
-        StorageInfo,
     )
 
 

@@ -203,9 +203,9 @@ class AxScheduler:
         kinds = frozenset(getattr(self.runner, "kinds", frozenset()))
         if kind in kinds:
             return None
-        for adapter in get_plugin_manager().job_adapters():
-            if adapter.kind == kind and adapter.produces in kinds:
-                return adapter
+        adapter = get_plugin_manager().job_adapter(kind, kinds)
+        if adapter is not None:
+            return adapter
         raise ConfigError(
             f"{type(self.runner).__name__} cannot run {kind} jobs (it runs: "
             f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"

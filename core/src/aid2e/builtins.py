@@ -1,4 +1,4 @@
-"""The core's own plugin: function and script job kinds, the function->script adapter, the file storage.
+"""The core's own plugin: function and script job kinds and the function->script adapter.
 
 Registered through the core's entry point (group ``aid2e``), exactly like third-party plugins.
 """
@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 from .hookspecs import hookimpl
 from .jobs.function import check_picklable, to_script_job
-from .storage.filestore import FileStore
-from .types import FunctionJob, JobAdapter, JobKind, ScriptJob, StorageInfo
+from .types import FunctionJob, JobAdapter, JobKind, ScriptJob
 
 
 @hookimpl
@@ -19,12 +18,6 @@ def aid2e_job_kinds() -> Iterator[JobKind]:
                   description="a Python function called with the trial's parameters")
     yield JobKind(name="script", spec_type=ScriptJob,
                   description="a program run with argv only; parameters and result as JSON files")
-
-
-@hookimpl
-def aid2e_storages() -> Iterator[StorageInfo]:
-    yield StorageInfo(name="file", factory=FileStore,
-                      description="JSON files written atomically under the job output directory")
 
 
 @hookimpl

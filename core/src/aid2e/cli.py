@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 _PROVIDES_LABELS = {
     "backends": "backends",
     "job_kinds": "job kinds",
-    "storages": "storages",
     "job_adapters": "job adapters",
 }
 

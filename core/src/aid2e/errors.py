@@ -21,6 +21,10 @@ class PluginNotInstalledError(Aid2eError, ImportError):
     """A name or kind needs a plugin distribution that is not installed (or failed to load)."""
 
 
+class PluginConflictError(Aid2eError, ImportError):
+    """Several plugins provide the same backend, job kind or adapter; none of them is used."""
+
+
 class SubmitError(Aid2eError):
     """A backend refused a job (bad queue, unreachable batch system, ...)."""
 

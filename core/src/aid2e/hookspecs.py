@@ -2,6 +2,8 @@
 
 Every registration hook yields small typed records from :mod:`aid2e.types`. Built-in
 implementations register exactly like third-party plugins (entry-point group ``aid2e``).
+The ``aid2e_`` prefix is reserved: in a plugin, a function so named must be one of these hooks,
+decorated with ``@hookimpl`` (otherwise the plugin's row in ``aid2e plugins list`` is an error).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .types import BackendInfo, JobAdapter, JobKind, StorageInfo
+    from .types import BackendInfo, JobAdapter, JobKind
 
 hookspec = pluggy.HookspecMarker("aid2e")
 hookimpl = pluggy.HookimplMarker("aid2e")
@@ -41,18 +43,6 @@ def aid2e_backends() -> Iterable[BackendInfo]:
         def aid2e_backends():
             yield BackendInfo(name="htcondor", factory=HTCondorRunner,
                               kinds={"script"}, description="HTCondor pools")
-    """
-
-
-@hookspec
-def aid2e_storages() -> Iterable[StorageInfo]:
-    """Storages for experiment state.
-
-    Example::
-
-        @hookimpl
-        def aid2e_storages():
-            yield StorageInfo(name="s3", factory=S3Storage, description="an S3 bucket")
     """
 
 

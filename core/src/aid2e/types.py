@@ -1,6 +1,6 @@
 """Typed records that cross the plugin boundary (attrs, frozen, keyword-only).
 
-Backends, job kinds and storages see only these types, never Ax objects. They are
+Backends, job kinds and adapters see only these types, never Ax objects. They are
 serialised with the converter in :mod:`aid2e.serialize`.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Union
 
 from attrs import field, frozen
@@ -232,15 +232,6 @@ class JobAdapter:
     description: str = ""
 
 
-@frozen(kw_only=True)
-class StorageInfo:
-    """A place where experiment state is kept (``factory(root: str) -> Storage``)."""
-
-    name: str
-    factory: Callable[..., Any]
-    description: str = ""
-
-
 #: Key of a result object that declares the design infeasible: ``{"infeasible": "why"}``.
 INFEASIBLE_KEY = "infeasible"
 
@@ -327,7 +318,3 @@ def _sem(raw: Any) -> float | None:
         raise ValueError(f"sem {sem:g} is negative (a standard error is >= 0)")
     return sem
 
-
-def names(records: Iterable[Any]) -> list[str]:
-    """Sorted names of plugin records."""
-    return sorted(r.name for r in records)

@@ -1,1 +1,1 @@
-"""Storages for experiment state; the built-in one is :class:`~aid2e.storage.filestore.FileStore`."""
+"""Where a campaign's state is kept: a directory of JSON documents (:class:`~aid2e.storage.filestore.FileStore`)."""
