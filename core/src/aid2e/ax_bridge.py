@@ -69,11 +69,11 @@ class AxBridge:
         self.kind = kind
         try:
             self.experiment  # noqa: B018  (raises if no experiment is configured yet)
-        except Exception:
+        except Exception as exc:
             raise ConfigError(
                 "the Ax client has no experiment yet: call create_experiment (AxClient) or "
                 "configure_experiment and configure_optimization (ax.Client) first"
-            ) from None
+            ) from exc
         if self.experiment.optimization_config is None:
             raise ConfigError("the Ax experiment has no objective: configure its optimization first")
         _quiet_ax()
@@ -161,7 +161,7 @@ class AxBridge:
         try:
             self.experiment.search_space.check_membership(dict(parameters), raise_error=True)
         except Exception as exc:
-            raise ConfigError(f"trial parameters {dict(parameters)!r} are outside the search space: {exc}") from None
+            raise ConfigError(f"trial parameters {dict(parameters)!r} are outside the search space: {exc}") from exc
         try:
             if self.kind == AXCLIENT:
                 _, index = self.client.attach_trial(parameters=dict(parameters))
@@ -169,10 +169,10 @@ class AxBridge:
                 index = self.client.attach_trial(parameters=dict(parameters))
                 self.experiment.trials[index].mark_running(no_runner_required=True)
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from None
+            raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from exc
         except Exception as exc:
             if type(exc).__module__.startswith("ax."):
-                raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from None
+                raise ConfigError(f"bad trial parameters {dict(parameters)!r}: {exc}") from exc
             raise
         return int(index)
 

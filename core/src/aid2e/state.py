@@ -170,24 +170,24 @@ def read_document(path: Path, *, required: bool = True) -> dict[str, Any] | None
         if required:
             raise ConfigError(f"no campaign state at {path}: no such file") from None
         return None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a state file") from None
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a directory, not a state file") from exc
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not data.strip():
         raise ConfigError(f"{path} is empty (a state file cut off while being written?)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} is not a text (JSON) file: byte {exc.start} is not UTF-8") from None
+        raise ConfigError(f"{path} is not a text (JSON) file: byte {exc.start} is not UTF-8") from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         end = text.rstrip()
         truncated = exc.msg != "Extra data" and (exc.pos >= len(end) or not end.endswith(("}", "]")))
         what = "is truncated (cut off mid-document)" if truncated else "is not valid JSON"
-        raise ConfigError(f"{path} {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
+        raise ConfigError(f"{path} {what}: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    except RecursionError:  # its traceback would be thousands of frames: the message says it all
         raise ConfigError(f"{path} is not valid JSON: nested too deeply") from None
     if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
         raise ConfigError(
@@ -231,7 +231,7 @@ def _trials(document: Mapping[str, Any], path: Path) -> list[TrialInfo]:
         try:
             trials.append(_trial(record))
         except (TypeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{path}: trial record #{position} is malformed: {exc}") from None
+            raise ConfigError(f"{path}: trial record #{position} is malformed: {exc}") from exc
     return sorted(trials, key=lambda t: t.index)
 
 
