@@ -32,7 +32,7 @@ from .outcome import Experiment, Policy, Trial, Verdict, judge
 from .trials import JobEntry, TrialBook
 from .types import JobHandle, JobRequest, JobResult, JobState, Measurement
 
-log = logging.getLogger("aid2e.ax_scheduler")
+log = logging.getLogger(__name__)
 
 #: Written into every attempt's directory before its job is submitted: which campaign, trial,
 #: attempt and token the directory now belongs to.

@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .state_records import SavedState
 from .trials import TrialRecord
 
-log = logging.getLogger("aid2e.ax_scheduler")
+log = logging.getLogger(__name__)
 
 
 @frozen(kw_only=True)
