@@ -23,7 +23,7 @@ def objective(x, y):
         ({"resources": {"cpus": 0}}, "config 'resources' 'cpus' must be a positive integer"),
         ({"resources": {"memory": "lots"}}, "config 'resources' 'memory' must look like '512M' or '8G'"),
         ({"resources": {"gpus": 1}}, "unknown config 'resources' key 'gpus'; valid keys: account, cpus"),
-        ({"resources": {"walltime": "2h"}}, "'walltime' must look like '02:00:00'"),
+        ({"resources": {"walltime": "two hours"}}, "'walltime' must look like '02:00:00'"),
         ({"resources": 4}, "config 'resources' must be a dict"),
     ],
 )

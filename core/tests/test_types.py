@@ -137,5 +137,5 @@ def test_resources_bad_sizes_say_what_is_wrong():
 
     with pytest.raises(ValueError, match="is not a size like"):
         Resources(memory="lots").memory_mb()
-    with pytest.raises(ValueError, match="is not like '02:00:00'"):
-        Resources(walltime="2h").walltime_seconds()
+    with pytest.raises(ValueError, match="is not HH:MM:SS"):
+        Resources(walltime="two hours").walltime_seconds()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import asdict, fields, frozen
 
 from .errors import ConfigError
+from .units import duration_seconds, size_bytes
 
 
 @frozen(kw_only=True)
@@ -129,19 +129,23 @@ def _resources(value: Any) -> dict[str, Any]:
         raise ConfigError(f"config 'resources' 'cpus' must be a positive integer, got {cpus!r}")
     memory = checked.get("memory")
     if memory is not None:
-        if isinstance(memory, int) and not isinstance(memory, bool) and memory > 0:
-            checked["memory"] = f"{memory}M"
-        elif not (isinstance(memory, str) and re.fullmatch(r"[1-9][0-9]*[KMGT]?", memory.strip().upper())):
-            raise ConfigError(f"config 'resources' 'memory' must look like '512M' or '8G', got {memory!r}")
-        else:
-            checked["memory"] = memory.strip().upper()
+        if isinstance(memory, int) and not isinstance(memory, bool):
+            memory = f"{memory}M"  # a number here is MB, as its text form "4096" is
+        try:
+            size_bytes(memory)
+        except ConfigError as exc:
+            raise ConfigError(f"config 'resources' 'memory' must look like '512M' or '8G' (or '1.5G'), "
+                              f"got {checked['memory']!r}") from exc
+        checked["memory"] = memory.strip().upper()
     for key in ("walltime", "queue", "account"):
         if checked.get(key) is not None and not isinstance(checked[key], str):
             raise ConfigError(f"config 'resources' {key!r} must be a string, got {checked[key]!r}")
-    if checked.get("walltime") is not None and not re.fullmatch(
-            r"(\d+-)?\d{1,2}(:\d{2}){0,2}", checked["walltime"]):
-        raise ConfigError(f"config 'resources' 'walltime' must look like '02:00:00' or '1-00:00:00', "
-                          f"got {checked['walltime']!r}")
+    if checked.get("walltime") is not None:
+        try:
+            duration_seconds(checked["walltime"])
+        except ConfigError as exc:
+            raise ConfigError(f"config 'resources' 'walltime' must look like '02:00:00', '1-00:00:00' or '2h', "
+                              f"got {checked['walltime']!r}") from exc
     extra = checked.get("extra", {})
     if not isinstance(extra, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ConfigError(f"config 'resources' 'extra' must map strings to strings, got {extra!r}")

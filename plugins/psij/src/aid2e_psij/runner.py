@@ -40,7 +40,8 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
-from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, memory_bytes
+from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
+from aid2e.units import duration_seconds, format_duration, size_bytes
 
 from .executors import EXECUTORS, is_batch, make_executor
 
@@ -149,32 +150,15 @@ def _structure_config(config: Mapping[str, Any] | None) -> PsijConfig:
 
 
 def parse_walltime(value: Any) -> timedelta | None:
-    """``"01:00:00"``, ``"2-00:00:00"``, ``"30:00"``, minutes as a number, or a timedelta."""
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return timedelta(minutes=value)
-    text = str(value).strip()
-    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
-    if match and (match.group(1) is None or match.group(2) is not None):
-        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if re.fullmatch(r"\d+", text) and int(text) > 0:
-        return timedelta(minutes=int(text))
-    raise ConfigError(f"time limit {value!r} is not HH:MM:SS, D-HH:MM:SS, MM:SS or minutes")
+    """A time limit: ``"01:00:00"``, ``"2-00:00:00"``, ``"30:00"``, ``"2h"``, minutes as a number, or a
+    timedelta (read by :func:`aid2e.units.duration_seconds`)."""
+    seconds = duration_seconds(value, what="time limit", numbers="minutes")
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def parse_memory(value: Any) -> int | None:
-    """Bytes from ``"4G"``, ``"512M"``, ``"4000"`` (MB, as sbatch reads it) or an int of bytes."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", str(value), flags=re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
-    number, unit = float(match.group(1)), (match.group(2) or "M").upper()
-    return int(number * 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[unit])
+    """Bytes of a memory size (read by :func:`aid2e.units.size_bytes`: ``"4G"``, ``"1.5G"``, ``"4000"`` MB)."""
+    return size_bytes(value)
 
 
 class PsijRunner(Backend):
@@ -261,7 +245,7 @@ class PsijRunner(Backend):
         seconds = wanted.walltime_seconds()
         duration = timedelta(seconds=seconds) if seconds else (parse_walltime(options.pop("time", None))
                                                                or self.time_limit)
-        memory = memory_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
+        memory = size_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
         cpus = wanted.cpus if wanted.cpus != 1 else cpus
         nodes = int(options.pop("nodes", self.nodes))
@@ -643,12 +627,7 @@ class SlurmRunner(PsijRunner):
 
 
 def _format_walltime(value: timedelta | None) -> str | None:
-    if value is None:
-        return None
-    total = int(value.total_seconds())
-    days, rest = divmod(total, 86400)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return f"{days}-{text}" if days else text
+    return None if value is None else format_duration(value.total_seconds())
 
 
 def _job_name(name: str) -> str:
