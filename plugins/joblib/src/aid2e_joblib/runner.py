@@ -42,6 +42,7 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
+from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
@@ -49,9 +50,6 @@ from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState,
 log = logging.getLogger(__name__)
 
 BACKENDS = ("loky", "threading", "multiprocessing")
-LAUNCHER_LOG = "aid2e_launcher.log"
-#: Written into a script job's directory when it is canceled, so a later controller knows.
-CANCEL_MARKER = "aid2e_canceled.json"
 #: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
 ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
@@ -492,9 +490,6 @@ class JobLibRunner(Backend):
             request = attrs.evolve(request, job=attrs.evolve(request.job, env={**self._job_env(), **request.job.env}))
         try:
             workdir = script_kind.prepare_workdir(request)
-            # what an earlier attempt left may be a FIFO or a symlink: never opened, removed
-            for stale in (CANCEL_MARKER, LAUNCHER_LOG):
-                (workdir / stale).unlink(missing_ok=True)
         except (OSError, ValueError) as exc:
             raise SubmitError(
                 f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"

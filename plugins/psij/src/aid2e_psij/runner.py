@@ -40,6 +40,7 @@ from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
+from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
 
@@ -47,8 +48,6 @@ from .executors import EXECUTORS, is_batch, make_executor
 
 log = logging.getLogger(__name__)
 
-CANCEL_MARKER = "aid2e_canceled.json"
-PRE_LAUNCH_FILE = "aid2e_pre_launch.sh"
 #: Seconds a job may be gone from the queue before its status file must be visible (NFS caches).
 STATUS_GRACE = 30.0
 #: A submission this recent (s) may still be in flight in an orphaned sbatch ...
@@ -286,7 +285,6 @@ class PsijRunner(Backend):
             raise SubmitError(f"the PSI/J backend runs script jobs, not {kind!r} jobs")
         try:
             workdir = script_kind.prepare_workdir(request)
-            (workdir / CANCEL_MARKER).unlink(missing_ok=True)
         except OSError as exc:
             raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from None
         job = Job(self._spec(request, workdir))
