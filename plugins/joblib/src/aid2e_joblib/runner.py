@@ -11,7 +11,7 @@
   its exit, workers still running a job are killed, so a hung function never keeps it alive.
 * Script jobs are started directly with :mod:`subprocess` (never through a joblib worker) as
   ``python -m aid2e.jobs.launch WORKDIR`` in a new session, so they outlive the controller.
-  Their handle records the launcher's pid and its start time (``/proc/<pid>/stat`` field 22),
+  Their handle records the launcher's pid and its start time (:mod:`aid2e.procs`),
   so a restarted controller finds them again without mistaking a reused pid for the job.
 
 joblib is imported only when a job is run, never at import time.
@@ -45,6 +45,7 @@ from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
+from aid2e.procs import pid_alive, start_time
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
 
 log = logging.getLogger(__name__)
@@ -113,46 +114,6 @@ def _resolve_n_jobs(n_jobs: Any) -> int:
     if n_jobs < 0:
         return max(cpus + 1 + n_jobs, 1)
     return n_jobs
-
-
-# ------------------------------------------------------------------ /proc helpers
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start_time)`` of a process from ``/proc/<pid>/stat``, ``None`` if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return None
-    try:
-        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        rest = text[text.rindex(")") + 2:].split()
-        return rest[0], int(rest[19])  # field 3 (state) and field 22 (starttime, clock ticks)
-    except (ValueError, IndexError):
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    stat = _proc_stat(pid)
-    return None if stat is None else stat[1]
-
-
-def _pid_alive(pid: int, start_time: int | None) -> bool:
-    """True if ``pid`` runs, is not a zombie and (when known) started at ``start_time``."""
-    if not os.path.isdir("/proc"):  # no procfs: signal 0 is the best there is
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    stat = _proc_stat(pid)
-    if stat is None:
-        return False
-    state, started = stat
-    if state in ("Z", "X", "x"):
-        return False
-    return start_time is None or started == start_time
 
 
 def _killpg(pgid: int, signum: int) -> None:
@@ -299,7 +260,7 @@ class JobLibRunner(Backend):
             return None
         pid = status["pid"]
         extra: dict[str, Any] = {"kind": "script", "pid": pid}
-        started = _start_time(pid) if _pid_alive(pid, None) else None
+        started = start_time(pid) if pid_alive(pid) else None
         if started is not None:
             extra["start_time"] = started
         return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
@@ -509,7 +470,7 @@ class JobLibRunner(Backend):
         except OSError as exc:
             raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from None
         extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
-        started = _start_time(proc.pid)  # not reaped yet: the watcher starts below
+        started = start_time(proc.pid)  # not reaped yet: the watcher starts below
         if started is not None:
             extra["start_time"] = started
         handle = JobHandle(backend=self.name, native_id=str(proc.pid), workdir=str(workdir),
@@ -567,7 +528,7 @@ class JobLibRunner(Backend):
         if script is not None:
             if script.proc.returncode is None and script.proc.poll() is None:
                 return JobState.ACTIVE
-        elif _pid_alive(_pid_of(handle), _start_time_of(handle)):
+        elif pid_alive(_pid_of(handle), _start_time_of(handle)):
             return JobState.ACTIVE
         return self._script_result(handle).state
 
@@ -690,7 +651,7 @@ class JobLibRunner(Backend):
         if script is not None:
             if script.proc.poll() is not None or script.done.is_set():
                 return  # it ended first
-        elif not _pid_alive(pid, _start_time_of(handle)):
+        elif not pid_alive(pid, _start_time_of(handle)):
             return  # ended (or the pid is now someone else's): nothing to stop
         with self._lock:
             self._canceled.add(key)

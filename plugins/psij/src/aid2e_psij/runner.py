@@ -41,6 +41,7 @@ from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
+from aid2e.procs import pid_alive, start_time
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
 
@@ -298,8 +299,13 @@ class PsijRunner(Backend):
         with self._lock:
             self._jobs[native_id] = job
         log.debug("trial %d submitted as %s job %s", request.trial_index, self.executor_name, native_id)
+        extra: dict[str, Any] = {"kind": "script", "executor": self.executor_name, "psij_id": str(job.id)}
+        if not is_batch(self.executor) and native_id.isdigit():  # a local process: its pid, and when it started
+            started = start_time(int(native_id))
+            if started is not None:
+                extra["start_time"] = started
         return JobHandle(backend=self.name, native_id=native_id, workdir=str(workdir), submitted_at=time.time(),
-                         extra={"kind": "script", "executor": self.executor_name, "psij_id": str(job.id)})
+                         extra=extra)
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A batch job submitted for ``request`` by a controller that died before saving its
@@ -353,7 +359,7 @@ class PsijRunner(Backend):
         if is_batch(self.executor):
             queue = self._query_queue([h.native_id for h in handles])
         else:
-            queue = {h.native_id: self._local_state(h.native_id) for h in handles}
+            queue = {h.native_id: self._local_state(h) for h in handles}
         states = {}
         now = time.monotonic()
         for handle in handles:
@@ -385,10 +391,12 @@ class PsijRunner(Backend):
                            str((s.metadata or {}).get("native_state", "")))
                 for nid, s in statuses.items()}
 
-    def _local_state(self, native_id: str) -> _Seen | None:
-        job = self._jobs.get(native_id)
+    def _local_state(self, handle: JobHandle) -> _Seen | None:
+        """How a local executor's job is doing; a process an earlier controller started is
+        followed by its pid and start time (None: it is gone, the trial directory says how)."""
+        job = self._jobs.get(handle.native_id)
         if job is None:
-            return None if _pid_alive(native_id) else _Seen(JobState.COMPLETED)
+            return _Seen(JobState.ACTIVE) if _process_alive(handle) else None
         return _Seen(self._map_state(job.status.state), job.status.message or "")
 
     @staticmethod
@@ -578,7 +586,7 @@ class PsijRunner(Backend):
             if job is None:
                 if is_batch(self.executor):
                     self.executor._run_command(self.executor.get_cancel_command(handle.native_id))
-                else:
+                elif _process_alive(handle):  # never signal a process that got the job's pid later
                     os.killpg(int(handle.native_id), 15)
             else:
                 self.executor.cancel(job)
@@ -633,14 +641,11 @@ def _job_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:64]
 
 
-def _pid_alive(native_id: str) -> bool:
-    try:
-        os.kill(int(native_id), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def _process_alive(handle: JobHandle) -> bool:
+    """Whether a local executor's job process (pid = native id) still runs: the same process,
+    not a later one that got its pid (the handle records its start time)."""
+    started = handle.extra.get("start_time")
+    return pid_alive(handle.native_id, started if isinstance(started, int) and not isinstance(started, bool) else None)
 
 
 def _one_line(exc: BaseException) -> str:
