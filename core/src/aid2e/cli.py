@@ -200,7 +200,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
         log.debug("reading %s failed", args.path, exc_info=True)
         raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
-                          f"{_one_line(str(exc))[:200]}") from None
+                          f"{_one_line(str(exc))[:200]}") from exc
     now = time.time()
     controller = _controller(args.path)
     if args.json:

@@ -66,7 +66,7 @@ def load_job(data: dict[str, Any]) -> Any:
     try:
         spec_type = get_plugin_manager().job_kind(kind).spec_type
     except PluginNotInstalledError as exc:  # stored data naming a kind nobody provides
-        raise ConfigError(f"cannot load a job spec: {exc}") from None
+        raise ConfigError(f"cannot load a job spec: {exc}") from exc
     if spec_type is FunctionJob:
         _check_keys(body, required={"function"}, optional={"call_style"}, what="a function job")
         return FunctionJob(function=resolve(body["function"]),
@@ -77,7 +77,7 @@ def load_job(data: dict[str, Any]) -> Any:
         from cattrs import transform_error
 
         details = "; ".join(transform_error(exc)) if hasattr(exc, "exceptions") else str(exc)
-        raise ConfigError(f"bad {kind} job spec: {details}") from None
+        raise ConfigError(f"bad {kind} job spec: {details}") from exc
 
 
 def _check_keys(data: Any, *, required: set[str], optional: set[str], what: str) -> None:

@@ -242,7 +242,7 @@ def parse_metrics(value: Any) -> dict[str, Measurement]:
         try:
             metrics[name] = _measurement(raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"metric {_brief(name)}: {exc}") from None
+            raise ValueError(f"metric {_brief(name)}: {exc}") from exc
     return metrics
 
 

@@ -100,7 +100,7 @@ def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLib
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from None
+            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from exc
         values["tmp_dir"] = str(tmp_dir)
     return JobLibConfig(**values)
 
@@ -454,7 +454,7 @@ class JobLibRunner(Backend):
         except (OSError, ValueError) as exc:
             raise SubmitError(
                 f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"
-            ) from None
+            ) from exc
         argv = script_kind.launcher_argv(workdir)
         try:
             with open(workdir / LAUNCHER_LOG, "xb") as launcher_log:
@@ -468,7 +468,7 @@ class JobLibRunner(Backend):
                     close_fds=True,
                 )
         except OSError as exc:
-            raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from None
+            raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from exc
         extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
         started = start_time(proc.pid)  # not reaped yet: the watcher starts below
         if started is not None:

@@ -240,7 +240,7 @@ class PanDARunner(Backend):
             grid, files = sandbox.grid_command(request.job, command["env"], workdir, self.source_dir,
                                                self.config.python)
         except (OSError, ValueError) as exc:
-            raise SubmitError(f"could not prepare the trial directory {request.workdir}: {exc}") from None
+            raise SubmitError(f"could not prepare the trial directory {request.workdir}: {exc}") from exc
         label = _clean(self.label or request.experiment)
         task_name = f"user.{self.nickname}.aid2e.{label}.t{request.trial_index}.{uuid.uuid4().hex[:12]}/"
         archive_name = f"sources.{uuid.uuid4()}.tar.gz"
@@ -252,13 +252,13 @@ class PanDARunner(Backend):
                               command=grid, files=files, init_env=self.init_env, init_env_file=self.init_env_file,
                               python=self.config.python)
             except OSError as exc:
-                raise SubmitError(f"could not pack the sandbox of {workdir}: {exc}") from None
+                raise SubmitError(f"could not pack the sandbox of {workdir}: {exc}") from exc
             try:
                 self.api.upload(str(archive))
                 params = self.task_params(task_name, archive_name, request.resources)
                 task_id = self.api.submit_task(params)
             except PandaServerError as exc:
-                raise SubmitError(str(exc)) from None
+                raise SubmitError(str(exc)) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("trial %d: PanDA task %d (%s)", request.trial_index, task_id, task_name)
@@ -282,7 +282,7 @@ class PanDARunner(Backend):
             memory = wanted.memory_mb() or self.total_memory
             walltime = wanted.walltime_seconds() or self.max_walltime
         except ValueError as exc:
-            raise SubmitError(f"config 'resources': {exc}") from None
+            raise SubmitError(f"config 'resources': {exc}") from exc
         site = wanted.queue or self.queue
         client = self.api.client
         match = re.search(r"(http.*://[^/]+)/", client.baseURLSSL)
@@ -438,7 +438,7 @@ class PanDARunner(Backend):
         try:
             message = self.api.kill_task(task_id)
         except PandaServerError as exc:
-            raise SubmitError(str(exc)) from None
+            raise SubmitError(str(exc)) from exc
         self._canceled.add(handle.native_id)
         log.info("killed PanDA task %d: %s", task_id, message)
 

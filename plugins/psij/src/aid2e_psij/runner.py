@@ -287,14 +287,14 @@ class PsijRunner(Backend):
         try:
             workdir = script_kind.prepare_workdir(request)
         except OSError as exc:
-            raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from None
+            raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from exc
         job = Job(self._spec(request, workdir))
         try:
             self.executor.submit(job)
         except SubmitException as exc:
-            raise SubmitError(f"{self.executor_name} refused the job: {_one_line(exc)}") from None
+            raise SubmitError(f"{self.executor_name} refused the job: {_one_line(exc)}") from exc
         except (OSError, subprocess.SubprocessError) as exc:
-            raise SubmitError(f"cannot submit to {self.executor_name}: {_one_line(exc)}") from None
+            raise SubmitError(f"cannot submit to {self.executor_name}: {_one_line(exc)}") from exc
         native_id = str(job.native_id)
         with self._lock:
             self._jobs[native_id] = job
