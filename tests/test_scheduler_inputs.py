@@ -113,7 +113,7 @@ def test_resources_reach_every_job_request_and_survive_resume(make_ax_client, co
             seen.append(request.resources)
             return super().submit(request)
 
-    with Recording(n_jobs=2, backend="threading") as runner:
+    with Recording(n_jobs=2, pool="threading") as runner:
         scheduler = aid2e.AxScheduler(make_ax_client("sized"), runner,
                                       {**config, "resources": {"cpus": 2, "memory": "1536m", "walltime": "00:30:00"}})
         scheduler.set_objective_function(objective)

@@ -1,8 +1,8 @@
 """The joblib backend: function jobs in local workers, script jobs as their own process sessions.
 
 * Function jobs run :func:`aid2e.jobs.worker.call_objective` in one of ``n_jobs`` slots, in
-  the order submitted: each slot of a process backend is a one-worker pool, joblib's loky
-  (``backend="loky"``, the default; from the standalone ``loky`` package) or a
+  the order submitted: each slot of a process pool type is a one-worker pool, joblib's loky
+  (``pool="loky"``, the default; from the standalone ``loky`` package) or a
   ``concurrent.futures`` process pool (``"multiprocessing"``), so canceling a running job
   (trial_timeout, a second Ctrl-C) kills the worker that runs it and no other, and the slot's
   next job gets a fresh worker. With ``"threading"`` each job runs in a daemon thread: a thread
@@ -29,6 +29,7 @@ import subprocess
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,7 +51,8 @@ from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState,
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("loky", "threading", "multiprocessing")
+POOLS = ("loky", "threading", "multiprocessing")
+BACKENDS = POOLS  # the old name
 #: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
 ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
@@ -70,11 +72,11 @@ class JobLibConfig:
     container_engine: str | None = None
 
 
-def _shutdown(executor: Any, backend: str, *, wait: bool = False, kill: bool = True) -> None:
+def _shutdown(executor: Any, pool: str, *, wait: bool = False, kill: bool = True) -> None:
     """Stop a one-worker pool. With ``kill`` its worker (and what it started, for loky) is
     SIGKILLed at once, whatever it runs; else it finishes and exits, which lets loky release its
     semaphores without a warning."""
-    if backend == "loky":
+    if pool == "loky":
         executor.shutdown(wait=wait, kill_workers=kill)
         return
     if kill:
@@ -103,6 +105,20 @@ def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLib
             raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from exc
         values["tmp_dir"] = str(tmp_dir)
     return JobLibConfig(**values)
+
+
+def _pool_of(pool: str | None, backend: str | None) -> str:
+    """The pool type from ``pool=`` or its deprecated alias ``backend=`` (default loky)."""
+    if backend is not None:
+        if pool is not None:
+            raise ConfigError(f"JobLibRunner got pool={pool!r} and backend={backend!r}: give only pool "
+                              "(backend is its old name)")
+        warnings.warn("JobLibRunner(backend=...) is deprecated: use pool=... (a backend in aid2e is where "
+                      "jobs run; the pool is the kind of workers)", DeprecationWarning, stacklevel=3)
+    keyword, value = ("backend", backend) if backend is not None else ("pool", pool or "loky")
+    if value not in POOLS:
+        raise ConfigError(f"unknown joblib {keyword} {value!r} (valid: {', '.join(POOLS)})")
+    return value
 
 
 def _resolve_n_jobs(n_jobs: Any) -> int:
@@ -142,7 +158,7 @@ class _Function:
 
 @attrs.define(eq=False)
 class _Slot:
-    """One place to run a function job: the job it runs, and (process backends) its one-worker pool."""
+    """One place to run a function job: the job it runs, and (process pools) its one-worker pool."""
 
     job: tuple[str, str] | None = None
     executor: Any = None
@@ -206,22 +222,21 @@ class JobLibRunner(Backend):
     """Run trials on this machine's cores.
 
     ``n_jobs`` is the number of jobs in flight (``-1``: all cores, ``-2``: all but one, ...),
-    ``backend`` the executor for function jobs (``"loky"``, ``"threading"`` or
-    ``"multiprocessing"``) and ``config`` a dict of :class:`JobLibConfig` fields.
+    ``pool`` the worker pool for function jobs (``"loky"``, ``"threading"`` or
+    ``"multiprocessing"``) and ``config`` a dict of :class:`JobLibConfig` fields. ``backend=``
+    is the old name of ``pool=`` (deprecated: in aid2e a backend is where jobs run, this one
+    is ``"joblib"``); it is still accepted, and saved states that name it still resume.
     """
 
     name = "joblib"
     kinds = frozenset({"function", "script"})
     poll_interval = FOREIGN_POLL
 
-    def __init__(self, n_jobs: int = -1, backend: str = "loky", config: dict | None = None) -> None:
+    def __init__(self, n_jobs: int = -1, pool: str | None = None, config: dict | None = None, *,
+                 backend: str | None = None) -> None:
         self._capacity = _resolve_n_jobs(n_jobs)
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"unknown joblib backend {backend!r} (valid: {', '.join(BACKENDS)})"
-            )
         self.n_jobs = n_jobs
-        self.backend = backend
+        self.pool = _pool_of(pool, backend)
         self.config = _structure_config(config)
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -232,8 +247,13 @@ class JobLibRunner(Backend):
         self._canceled: set[tuple[str, str]] = set()
         self._final: dict[tuple[str, str], JobResult] = {}
 
+    @property
+    def backend(self) -> str:
+        """The old name of :attr:`pool` (read-only)."""
+        return self.pool
+
     def __repr__(self) -> str:
-        return f"JobLibRunner(n_jobs={self.n_jobs!r}, backend={self.backend!r})"
+        return f"JobLibRunner(n_jobs={self.n_jobs!r}, pool={self.pool!r})"
 
     @property
     def capacity(self) -> int:
@@ -268,12 +288,12 @@ class JobLibRunner(Backend):
 
     def to_config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
-        return {"n_jobs": self.n_jobs, "backend": self.backend, "config": attrs.asdict(self.config)}
+        return {"n_jobs": self.n_jobs, "pool": self.pool, "config": attrs.asdict(self.config)}
 
     # ------------------------------------------------------------ function slots
     def _new_executor(self) -> Any:
-        """A one-worker pool for a slot of a process backend."""
-        if self.backend == "loky":
+        """A one-worker pool for a slot of a process pool type."""
+        if self.pool == "loky":
             # The standalone loky package (the one joblib bundles) boots a worker in 40 ms
             # instead of 150 ms: its workers do not import joblib.
             try:
@@ -305,13 +325,13 @@ class JobLibRunner(Backend):
         if executor is None:
             return
         try:
-            _shutdown(executor, self.backend, kill=kill)
+            _shutdown(executor, self.pool, kill=kill)
         except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
             log.debug("shutting down a joblib worker pool failed", exc_info=True)
 
     def start(self) -> None:
         """Start the workers now (without waiting) so the first trials do not pay for it."""
-        if self.backend == "threading":
+        if self.pool == "threading":
             return
         for slot in self._slots:
             try:
@@ -338,7 +358,7 @@ class JobLibRunner(Backend):
                 executor, slot.executor = slot.executor, None
             if executor is not None:
                 try:
-                    _shutdown(executor, self.backend, wait=True, kill=False)
+                    _shutdown(executor, self.pool, wait=True, kill=False)
                 except Exception:  # noqa: BLE001 - close must not fail
                     log.debug("closing a joblib worker pool failed", exc_info=True)
         _LIVE_RUNNERS.discard(self)
@@ -367,7 +387,7 @@ class JobLibRunner(Backend):
                 self._start_on(slot, key, entry)
 
     def _start_on(self, slot: _Slot, key: tuple[str, str], entry: _Function) -> None:
-        if self.backend == "threading":
+        if self.pool == "threading":
             threading.Thread(target=self._run_in_thread, args=(slot, key, entry),
                              name=f"aid2e-joblib-{key[0][3:11]}", daemon=True).start()
             return
@@ -614,8 +634,8 @@ class JobLibRunner(Backend):
             self._cancel_script(handle)
 
     def cancel_stops(self, handle: JobHandle) -> bool:
-        """False for function jobs of the threading backend (a thread cannot be stopped)."""
-        return not (self.backend == "threading" and _kind(handle) == "function")
+        """False for function jobs of the threading pool (a thread cannot be stopped)."""
+        return not (self.pool == "threading" and _kind(handle) == "function")
 
     def _cancel_function(self, handle: JobHandle) -> None:
         key = _key(handle)
@@ -628,14 +648,14 @@ class JobLibRunner(Backend):
             slot = entry.slot
             if entry.future.cancel():  # still waiting for a slot: it never starts
                 slot = None
-            elif self.backend == "threading":
+            elif self.pool == "threading":
                 message = "canceled (its thread cannot be stopped: it runs on until the function returns)"
                 log.warning("function job %s runs in a thread, which cannot be stopped: it is given up and "
                             "runs on until it returns", handle.native_id)
             self._final[key] = JobResult(state=JobState.CANCELED, message=message)
             if slot is not None and slot.job == key:
-                slot.job = None  # the slot runs the next job (on a new worker for process backends)
-                if self.backend != "threading":
+                slot.job = None  # the slot runs the next job (on a new worker for process pools)
+                if self.pool != "threading":
                     self._retire(slot, kill=True)
                 entry.future.set_exception(concurrent.futures.CancelledError(message))
         self._dispatch()

@@ -169,6 +169,8 @@ class PsijRunner(Backend):
     """
 
     name = "psij"
+    #: a SlurmRunner's jobs are PSI/J Slurm jobs too
+    follows = frozenset({"slurm"})
     kinds = frozenset({"script"})
     #: the queue is asked once per scheduler tick (monitoring_interval), not more often
     poll_interval = float("inf")
@@ -618,9 +620,13 @@ class PsijRunner(Backend):
 
 class SlurmRunner(PsijRunner):
     """The older scheduler's Slurm runner: ``SlurmRunner(partition, time_limit, memory, cpus_per_task,
-    config={"modules": [...], "sbatch_options": {...}})``, a :class:`PsijRunner` on executor ``slurm``."""
+    config={"modules": [...], "sbatch_options": {...}})``, a :class:`PsijRunner` on executor ``slurm``.
 
-    name = "psij"
+    Registered, and naming its handles, as ``"slurm"``; campaigns saved before it had its own
+    name carry ``"psij"`` handles, which it follows (``follows``)."""
+
+    name = "slurm"
+    follows = frozenset({"psij"})
 
     def __init__(self, partition: str | None = None, time_limit: Any = None, memory: Any = None,
                  cpus_per_task: int = 1, config: Mapping[str, Any] | None = None, *,
