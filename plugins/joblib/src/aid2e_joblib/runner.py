@@ -41,7 +41,7 @@ from attrs import frozen
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
-from aid2e.errors import ConfigError, SubmitError
+from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
@@ -398,7 +398,7 @@ class JobLibRunner(Backend):
             except (concurrent.futures.BrokenExecutor, RuntimeError) as exc:
                 self._retire(slot, kill=True)
                 if attempt:
-                    self._ended(slot, key, SubmitError(f"joblib could not start a function job: {_one_line(exc)}"))
+                    self._ended(slot, key, SubmitError(f"joblib could not start a function job: {message_line(exc)}"))
                     return
                 continue
             _register_exit_hook()
@@ -473,7 +473,7 @@ class JobLibRunner(Backend):
             workdir = script_kind.prepare_workdir(request)
         except (OSError, ValueError) as exc:
             raise SubmitError(
-                f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"
+                f"cannot prepare trial directory {request.workdir}: {message_line(exc)}"
             ) from exc
         argv = script_kind.launcher_argv(workdir)
         try:
@@ -488,7 +488,7 @@ class JobLibRunner(Backend):
                     close_fds=True,
                 )
         except OSError as exc:
-            raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from exc
+            raise SubmitError(f"cannot start the job launcher {argv[0]}: {message_line(exc)}") from exc
         extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
         started = start_time(proc.pid)  # not reaped yet: the watcher starts below
         if started is not None:
@@ -525,7 +525,7 @@ class JobLibRunner(Backend):
             try:
                 states[handle.native_id] = self._state(handle)
             except Exception as exc:  # noqa: BLE001 - one bad handle must not hide the others
-                log.warning("cannot poll joblib job %s: %s", handle.native_id, _one_line(exc))
+                log.warning("cannot poll joblib job %s: %s", handle.native_id, message_line(exc))
                 states[handle.native_id] = JobState.FAILED
         return states
 
@@ -575,7 +575,7 @@ class JobLibRunner(Backend):
             return self._script_result(handle)
         except Exception as exc:  # noqa: BLE001 - never raise for one bad handle
             return JobResult(state=JobState.FAILED,
-                             message=f"cannot read the result of job {handle.native_id}: {_one_line(exc)}")
+                             message=f"cannot read the result of job {handle.native_id}: {message_line(exc)}")
 
     def _function_result(self, key: tuple[str, str], entry: _Function) -> JobResult:
         future = entry.future
@@ -705,8 +705,3 @@ class JobLibRunner(Backend):
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, FOREIGN_POLL) if foreign else remaining)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

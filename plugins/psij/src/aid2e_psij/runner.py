@@ -38,7 +38,7 @@ from attrs import field, frozen
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
-from aid2e.errors import ConfigError, SubmitError
+from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
 from aid2e.procs import pid_alive, start_time
@@ -294,9 +294,9 @@ class PsijRunner(Backend):
         try:
             self.executor.submit(job)
         except SubmitException as exc:
-            raise SubmitError(f"{self.executor_name} refused the job: {_one_line(exc)}") from exc
+            raise SubmitError(f"{self.executor_name} refused the job: {message_line(exc)}") from exc
         except (OSError, subprocess.SubprocessError) as exc:
-            raise SubmitError(f"cannot submit to {self.executor_name}: {_one_line(exc)}") from exc
+            raise SubmitError(f"cannot submit to {self.executor_name}: {message_line(exc)}") from exc
         native_id = str(job.native_id)
         with self._lock:
             self._jobs[native_id] = job
@@ -368,7 +368,7 @@ class PsijRunner(Backend):
             try:
                 states[handle.native_id] = self._state_of(handle, queue, now)
             except Exception as exc:  # noqa: BLE001 - one trial's files must not hide the others
-                log.warning("cannot poll %s job %s: %s", self.executor_name, handle.native_id, _one_line(exc))
+                log.warning("cannot poll %s job %s: %s", self.executor_name, handle.native_id, message_line(exc))
                 states[handle.native_id] = JobState.FAILED
         return states
 
@@ -387,7 +387,7 @@ class PsijRunner(Backend):
         try:
             statuses = executor.parse_status_output(exit_code, out)
         except Exception as exc:  # noqa: BLE001 - a bad answer must not fail every trial
-            log.warning("%s status output not understood: %s", self.executor_name, _one_line(exc))
+            log.warning("%s status output not understood: %s", self.executor_name, message_line(exc))
             return None
         return {nid: _Seen(self._map_state(s.state), s.message or "",
                            str((s.metadata or {}).get("native_state", "")))
@@ -449,7 +449,7 @@ class PsijRunner(Backend):
             result = self._result(handle)
         except Exception as exc:  # noqa: BLE001 - never raise for one job: it fails, the others go on
             result = JobResult(state=JobState.FAILED, message=f"cannot read the result of {self.executor_name} "
-                                                              f"job {handle.native_id}: {_one_line(exc)}")
+                                                              f"job {handle.native_id}: {message_line(exc)}")
         self._results[handle.native_id] = result
         self._untidy[handle.native_id] = handle
         self._tidy()
@@ -652,8 +652,3 @@ def _process_alive(handle: JobHandle) -> bool:
     not a later one that got its pid (the handle records its start time)."""
     started = handle.extra.get("start_time")
     return pid_alive(handle.native_id, started if isinstance(started, int) and not isinstance(started, bool) else None)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
