@@ -97,3 +97,13 @@ def test_panda_takes_sizes_and_durations():
     assert (runner.max_walltime, runner.total_memory) == (36000, 4096)
     with pytest.raises(ConfigError, match="PanDARunner total_memory 'lots' is not a size"):
         panda.PanDARunner(total_memory="lots")
+
+
+def test_an_unknown_key_suggests_the_one_meant():
+    with pytest.raises(ConfigError) as info:
+        SchedulerConfig.from_mapping({"monitoring_intervall": 1})
+    assert str(info.value).startswith("unknown config key 'monitoring_intervall'; valid keys: ")
+    assert str(info.value).endswith("(did you mean 'monitoring_interval'?)")
+    with pytest.raises(ConfigError) as info:
+        SchedulerConfig.from_mapping({"resources": {"colour": "red"}})
+    assert "did you mean" not in str(info.value)

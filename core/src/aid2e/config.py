@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -99,7 +100,9 @@ def reject_unknown_keys(config: Mapping[str, Any], valid: Iterable[str], what: s
     valid = sorted(valid)
     unknown = sorted(str(k) for k in config if k not in valid)
     if unknown:
-        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}{hint}")
 
 
 def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float | None = None) -> None:
