@@ -4,7 +4,7 @@
     python bench/overhead.py --trials 1000 --backend loky
 
 Runs ``--trials`` quasi-random (Sobol) trials whose objective returns at once on
-``JobLibRunner(n_jobs=--jobs, backend)``. Definitions (all from one run):
+``JobLibRunner(n_jobs=--jobs, pool=--backend)``. Definitions (all from one run):
 
 * ``wall``: ``run_optimization``'s call to its return;
 * ``generation``: time inside Ax generation (``AxBridge.next_trials``: ``GenerationStrategy.gen``
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timer.wrap_optional("aid2e.loop", "TrialLoop.poll", "poll_and_finish")
     with tempfile.TemporaryDirectory(prefix="aid2e-bench-") as tmp:
         client = benchlib.make_client("bench_overhead", "sobol")
-        runner = JobLibRunner(n_jobs=args.jobs, backend=args.backend)
+        runner = JobLibRunner(n_jobs=args.jobs, pool=args.backend)
         scheduler = AxScheduler(client, runner, {"job_output_dir": str(Path(tmp) / "jobs")})
         scheduler.set_objective_function(lambda x: {"objective": x})
         started = time.perf_counter()

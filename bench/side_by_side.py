@@ -29,13 +29,13 @@ SYSTEMS = ("aid2e", "client", "orchestrator")
 
 
 def run_aid2e(args: argparse.Namespace, workdir: Path, log_path: str) -> dict[str, Any]:
-    """AxScheduler + JobLibRunner(n_jobs=jobs, backend)."""
+    """AxScheduler + JobLibRunner(n_jobs=jobs, pool=backend)."""
     from aid2e import AxScheduler, JobLibRunner
 
     timer = benchlib.GenTimer().install(bridge=True)
     client = benchlib.make_client("bench_aid2e", args.strategy)
     setup_started = time.perf_counter()
-    runner = JobLibRunner(n_jobs=args.jobs, backend=args.backend)
+    runner = JobLibRunner(n_jobs=args.jobs, pool=args.backend)
     scheduler = AxScheduler(client, runner, {"job_output_dir": str(workdir)})
     scheduler.set_objective_function(benchlib.timed_sleeper(log_path, args.seconds))
     setup = time.perf_counter() - setup_started
@@ -162,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=24)
     p.add_argument("--jobs", type=int, default=8)
     p.add_argument("--seconds", type=float, default=1.0)
-    p.add_argument("--backend", default="loky", help="JobLibRunner backend (aid2e only)")
+    p.add_argument("--backend", default="loky", help="JobLibRunner pool (aid2e only)")
     p.add_argument("--out", help="write the JSON result here (default: print it)")
     return p
 

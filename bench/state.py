@@ -3,7 +3,7 @@
     python bench/state.py --trials 1000
 
 Builds an experiment of ``--trials`` completed quasi-random trials (trivial objective,
-``JobLibRunner(backend="threading")``), then times, each in this process:
+``JobLibRunner(pool="threading")``), then times, each in this process:
 
 * ``save``: ``scheduler.save_experiment(file)`` (Ax snapshot + trial records, one JSON file);
 * ``load_file``: ``AxScheduler(None, runner).load_experiment(file)``;
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="aid2e-bench-") as tmp:
         tmp_path = Path(tmp)
-        runner = JobLibRunner(n_jobs=8, backend="threading")
+        runner = JobLibRunner(n_jobs=8, pool="threading")
         scheduler = AxScheduler(benchlib.make_client("bench_state", "sobol"), runner,
                                 {"job_output_dir": str(tmp_path / "jobs")})
         scheduler.set_objective_function(lambda x: {"objective": x})

@@ -27,7 +27,7 @@ def make_runner(spec: str):
     if spec == "joblib":
         from aid2e_joblib import JobLibRunner
 
-        return JobLibRunner(n_jobs=3, backend="threading")
+        return JobLibRunner(n_jobs=3, pool="threading")
     from aid2e_psij import SlurmRunner
 
     return SlurmRunner(partition=spec.split(":", 1)[1], time_limit="00:10:00", config={"max_in_flight": 3})

@@ -45,7 +45,7 @@ def threads():
     """A JobLibRunner with 4 threads (test functions need not pickle)."""
     from aid2e_joblib import JobLibRunner
 
-    runner = JobLibRunner(n_jobs=4, backend="threading")
+    runner = JobLibRunner(n_jobs=4, pool="threading")
     yield runner
     runner.close()
 

@@ -75,7 +75,7 @@ def dying_runner(point: str):
                 os._exit(17)
             return handle
 
-    return DyingRunner(n_jobs=3, backend="threading")
+    return DyingRunner(n_jobs=3, pool="threading")
 
 
 def main(argv: list[str]) -> None:

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     config = {"job_output_dir": str(where / "jobs"), "monitoring_interval": 0.5, "tolerated_failure_rate": 1.0}
     if mode == "hang":
         config["trial_timeout"] = 1
-    runner = JobLibRunner(n_jobs=2, backend="loky")
+    runner = JobLibRunner(n_jobs=2, pool="loky")
     scheduler = AxScheduler(unit_square_ax_client(mode), runner, {**config, "max_parallel_trials": 2})
     scheduler.set_objective_function(objective)
     try:

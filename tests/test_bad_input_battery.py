@@ -402,7 +402,7 @@ def podman():
 def _podman_runner():
     from aid2e_joblib import JobLibRunner
 
-    return JobLibRunner(n_jobs=2, backend="threading", config={"container_engine": "podman"})
+    return JobLibRunner(n_jobs=2, pool="threading", config={"container_engine": "podman"})
 
 
 def test_podman_missing_image_is_a_config_error(env, podman):
@@ -419,7 +419,7 @@ def test_podman_missing_image_is_a_config_error(env, podman):
 def test_unknown_container_engine_in_runner_config_is_a_config_error(env, podman):
     from aid2e_joblib import JobLibRunner
 
-    runner = JobLibRunner(n_jobs=1, backend="threading", config={"container_engine": "rocket"})
+    runner = JobLibRunner(n_jobs=1, pool="threading", config={"container_engine": "rocket"})
     try:
         with pytest.raises(ConfigError) as info:
             env.scheduler(runner=runner).set_container_objective(podman, ["true"])

@@ -47,7 +47,7 @@ def runs(runs_log: Path) -> Counter:
 def threads_runner():
     from aid2e_joblib import JobLibRunner
 
-    return JobLibRunner(n_jobs=3, backend="threading")
+    return JobLibRunner(n_jobs=3, pool="threading")
 
 
 def finished_campaign(root: Path, name: str, trials: int, make_ax_client) -> aid2e.AxScheduler:

@@ -58,7 +58,7 @@ def test_container_objective_runs_as_slurm_jobs(make_ax_client, podman_image, sl
         params = scheduler.experiment.trials[int(row.trial_index)].arm.parameters
         assert row["mean"] == params["x"] + params["y"]
     for record in scheduler.trials.values():
-        assert record.handle.backend == "psij" and record.handle.native_id.isdigit()  # a Slurm job id
+        assert record.handle.backend == "slurm" and record.handle.native_id.isdigit()  # a Slurm job id
         assert record.handle.extra["container_image"] == podman_image
         assert record.handle.extra["container_image_id"]
         command = json.loads((Path(record.handle.workdir) / "aid2e_command.json").read_text())["argv"]

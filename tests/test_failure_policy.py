@@ -172,7 +172,7 @@ def test_trial_timeout_kills_a_hung_function_and_the_queued_trial_runs_on_a_new_
     timed while it waits, and runs once the first one's worker is killed."""
     from aid2e_joblib import JobLibRunner
 
-    with JobLibRunner(n_jobs=1, backend="loky") as runner:
+    with JobLibRunner(n_jobs=1, pool="loky") as runner:
         scheduler = aid2e.AxScheduler(make_ax_client("hung_function"), runner, {
             **config, "trial_timeout": 2, "tolerated_failure_rate": 1.0, "max_parallel_trials": 2,
             "monitoring_interval": 0.2})

@@ -83,7 +83,7 @@ def test_first_ctrl_c_leaves_script_jobs_running_and_resume_collects_them(
     from aid2e_joblib import JobLibRunner
 
     script, log = script_campaign
-    runner = JobLibRunner(n_jobs=2, backend="threading")
+    runner = JobLibRunner(n_jobs=2, pool="threading")
     scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_scripts"), runner, config)
     scheduler.set_script_objective(str(script))
     sent = signal_when(lambda: sum(runs(log).values()) == 2, signal.SIGINT)
@@ -102,7 +102,7 @@ def test_first_ctrl_c_leaves_script_jobs_running_and_resume_collects_them(
     unlaunched = [t for i, t in scheduler.experiment.trials.items() if i not in scheduler.trials]
     assert all(t.status.name == "ABANDONED" for t in unlaunched)  # candidates generated ahead
 
-    resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), JobLibRunner(n_jobs=2, backend="threading"))
+    resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir), JobLibRunner(n_jobs=2, pool="threading"))
     resumed.run_optimization(max_trials=1)
     assert sorted(resumed.trials) == [0, 1, resumed_index := max(resumed.trials)]
     assert all(resumed.experiment.trials[i].status.name == "COMPLETED" for i in resumed.trials)
@@ -138,7 +138,7 @@ def test_second_ctrl_c_at_a_terminal_cancels_the_scripts_left_running(
     monkeypatch.setattr("aid2e.loop.second_press_grace", lambda: 5.0)
     monkeypatch.setenv("SLEEP", "30")
     script, log = script_campaign
-    with JobLibRunner(n_jobs=2, backend="threading") as runner:
+    with JobLibRunner(n_jobs=2, pool="threading") as runner:
         scheduler = aid2e.AxScheduler(make_ax_client("ctrl_c_terminal"), runner, config)
         scheduler.set_script_objective(str(script))
         signal_when(lambda: sum(runs(log).values()) == 2, signal.SIGINT, signal.SIGINT, gap=0.5)
@@ -176,7 +176,7 @@ def test_aid2e_resume_command_exits_130_on_ctrl_c_saying_how_to_resume(make_ax_c
     from aid2e_joblib import JobLibRunner
 
     script, log = script_campaign
-    with JobLibRunner(n_jobs=2, backend="threading") as runner:
+    with JobLibRunner(n_jobs=2, pool="threading") as runner:
         scheduler = aid2e.AxScheduler(make_ax_client("cli_ctrl_c"), runner, {**config, "monitoring_interval": 0.5})
         scheduler.set_script_objective(str(script))
         scheduler.run_optimization(max_trials=1)

@@ -23,7 +23,7 @@ def objective(x, y):
         ({"resources": {"cpus": 0}}, "config 'resources' 'cpus' must be a positive integer"),
         ({"resources": {"memory": "lots"}}, "config 'resources' 'memory' must look like '512M' or '8G'"),
         ({"resources": {"gpus": 1}}, "unknown config 'resources' key 'gpus'; valid keys: account, cpus"),
-        ({"resources": {"walltime": "2h"}}, "'walltime' must look like '02:00:00'"),
+        ({"resources": {"walltime": "two hours"}}, "'walltime' must look like '02:00:00'"),
         ({"resources": 4}, "config 'resources' must be a dict"),
     ],
 )
@@ -113,7 +113,7 @@ def test_resources_reach_every_job_request_and_survive_resume(make_ax_client, co
             seen.append(request.resources)
             return super().submit(request)
 
-    with Recording(n_jobs=2, backend="threading") as runner:
+    with Recording(n_jobs=2, pool="threading") as runner:
         scheduler = aid2e.AxScheduler(make_ax_client("sized"), runner,
                                       {**config, "resources": {"cpus": 2, "memory": "1536m", "walltime": "00:30:00"}})
         scheduler.set_objective_function(objective)

@@ -64,7 +64,7 @@ def two_metrics(x, y):
 def test_slots_stay_full_and_refill_without_fixed_sleeps(make_ax_client, config):
     from aid2e_joblib import JobLibRunner
 
-    runner = CountingRunner(JobLibRunner(n_jobs=6, backend="threading"))
+    runner = CountingRunner(JobLibRunner(n_jobs=6, pool="threading"))
     scheduler = aid2e.AxScheduler(make_ax_client("full"), runner, {**config, "monitoring_interval": 30})
     scheduler.set_objective_function(sleepy)
     started = time.perf_counter()
@@ -80,7 +80,7 @@ def test_botorch_in_flight_cap_is_lifted(make_ax_client, config):
     """Ax's BoTorch node caps trials in flight at 3; the scheduler raises it to its capacity."""
     from aid2e_joblib import JobLibRunner
 
-    runner = CountingRunner(JobLibRunner(n_jobs=6, backend="threading"))
+    runner = CountingRunner(JobLibRunner(n_jobs=6, pool="threading"))
     scheduler = aid2e.AxScheduler(make_ax_client("cap", sobol=False), runner, config)
     scheduler.set_objective_function(sleepy)
     with scheduler.batch_trial_context() as batch:  # data first, so the BoTorch node is active

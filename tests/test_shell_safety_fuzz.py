@@ -209,7 +209,7 @@ def test_podman_container_jobs_pass_everything_verbatim(podman_image, trials, pa
     from aid2e_containers import ContainerJob, adapt
     from aid2e_joblib import JobLibRunner
 
-    runner = JobLibRunner(n_jobs=1, backend="threading", config={"container_engine": "podman"})
+    runner = JobLibRunner(n_jobs=1, pool="threading", config={"container_engine": "podman"})
     try:
         workdir = trials.next()
         request = JobRequest(experiment=experiment, trial_index=trials.count, parameters=params,

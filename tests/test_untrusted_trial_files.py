@@ -113,7 +113,7 @@ def quick(x, y):
 @pytest.mark.timeout(120)
 def test_failing_polls_back_off_to_one_per_monitoring_interval(make_ax_client, tmp_path):
     interval = 0.5
-    runner = FailingPolls(JobLibRunner(n_jobs=1, backend="threading"), failures=4)
+    runner = FailingPolls(JobLibRunner(n_jobs=1, pool="threading"), failures=4)
     scheduler = aid2e.AxScheduler(make_ax_client("backoff"), runner,
                                   {"job_output_dir": str(tmp_path), "monitoring_interval": interval})
     scheduler.set_objective_function(quick)

@@ -352,3 +352,32 @@ def test_output_cut_off_by_a_closed_pipe_is_not_an_error(tmp_path):
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and err == b"", err
+
+
+_BROKEN_STATE_READER = """
+import sys
+import aid2e.state
+
+def read_state(path):
+    return {}["trials"]  # a state of a shape nobody foresaw
+
+aid2e.state.read_state = read_state
+from aid2e.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_an_error_is_one_line_and_verbose_shows_its_cause(tmp_path, verbose):
+    """Without -v one line; with -v the traceback, down to the cause (it was cut off: 'from None')."""
+    argv = [sys.executable, "-c", _BROKEN_STATE_READER, *(["-v"] if verbose else []), "status", str(tmp_path)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    line = f"aid2e: error: cannot read the campaign state at {tmp_path}: KeyError: 'trials'"
+    if not verbose:
+        assert proc.stderr == line + "\n"
+        return
+    assert proc.stderr.rstrip().endswith(line)
+    cause, _, error = proc.stderr.partition("The above exception was the direct cause of the following exception")
+    assert "KeyError: 'trials'" in cause.splitlines() and "Traceback" in error
+    assert "aid2e.errors.ConfigError: cannot read the campaign state" in proc.stderr

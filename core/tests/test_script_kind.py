@@ -322,3 +322,24 @@ def test_launcher_runs_on_cancel_after_forwarding_the_signal(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     assert marker.read_text() == "yes"
+
+
+def test_a_new_attempt_clears_an_earlier_attempts_cancel_marker(tmp_path: Path) -> None:
+    """The cancel marker of an earlier attempt must not make a rerun look canceled, on every
+    backend (joblib and psij each removed it themselves; a new backend would not have)."""
+    from aid2e.jobs import files
+
+    workdir = _prepare(tmp_path, "pass\n", {"x": 1})
+    (workdir / files.CANCEL_MARKER).write_text("{}")
+    os.mkfifo(workdir / files.LAUNCHER_LOG)  # what a trial left may be a FIFO: removed, never opened
+    _prepare(tmp_path, "pass\n", {"x": 2})
+    assert not (workdir / files.CANCEL_MARKER).exists() and not (workdir / files.LAUNCHER_LOG).exists()
+
+
+def test_the_panda_job_wrapper_names_the_contracts_files_as_the_core_does() -> None:
+    """The wrapper repeats the file names (the grid node may not have aid2e): they must agree."""
+    job_wrapper = pytest.importorskip("aid2e_panda.job_wrapper")
+    from aid2e.jobs import files
+
+    for name in ("STATUS_FILE", "RESULT_FILE", "STDOUT_FILE", "STDERR_FILE"):
+        assert getattr(job_wrapper, name) == getattr(files, name), name

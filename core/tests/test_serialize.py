@@ -167,3 +167,15 @@ def test_non_final_state_rejected_when_loading():
     with pytest.raises(ClassValidationError, match="JobResult"):
         from_json(data, JobResult)
 
+
+
+def test_one_resolver_of_module_qualname_keeps_the_cause():
+    from aid2e.serialize import qualified_name, resolve
+
+    assert resolve("aid2e.types:JobState.COMPLETED", what="value") is JobState.COMPLETED
+    assert resolve(qualified_name(JobHandle), what="runner") is JobHandle
+    with pytest.raises(ConfigError, match=r"^cannot load runner 'no_such_module_x:Runner': No module named") as info:
+        resolve("no_such_module_x:Runner", what="runner")
+    assert isinstance(info.value.__cause__, ImportError)  # aid2e -v shows it
+    with pytest.raises(ConfigError, match="expected 'module:name'"):
+        resolve("aid2e.types", what="runner")

@@ -137,5 +137,15 @@ def test_resources_bad_sizes_say_what_is_wrong():
 
     with pytest.raises(ValueError, match="is not a size like"):
         Resources(memory="lots").memory_mb()
-    with pytest.raises(ValueError, match="is not like '02:00:00'"):
-        Resources(walltime="2h").walltime_seconds()
+    with pytest.raises(ValueError, match="is not HH:MM:SS"):
+        Resources(walltime="two hours").walltime_seconds()
+
+
+def test_one_line_of_text_and_of_an_exception():
+    from aid2e.errors import message_line, one_line
+
+    assert one_line("  a\n\n  b   c \n") == "a | b c"
+    assert one_line("1\n2\n3\n4", last=3) == "2 | 3 | 4"
+    assert one_line("\n \n", empty="(no message)") == "(no message)"
+    assert message_line(OSError("disk\nfull")) == "disk | full"
+    assert message_line(KeyboardInterrupt()) == "KeyboardInterrupt"

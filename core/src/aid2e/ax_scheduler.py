@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import campaign, serialize, state, state_loader
+from .backend import can_follow
 from .campaign import directory_name as _directory_name
 from .config import SchedulerConfig
 from .errors import CampaignInterrupted, ConfigError, FailureRateExceededError, GenerationError, StateWriteError
@@ -424,9 +425,8 @@ class AxScheduler:
 
     def _check_runner_follows(self, runner: Any) -> None:
         """Trials in flight can only be followed by a backend of the kind they run on."""
-        name = getattr(runner, "name", None)
         foreign = sorted(i for i, r in self.trials.items()
-                         if r.status == "RUNNING" and r.handle is not None and r.handle.backend != name)
+                         if r.status == "RUNNING" and r.handle is not None and not can_follow(runner, r.handle.backend))
         if foreign:
             backends = sorted({self.trials[i].handle.backend for i in foreign})  # type: ignore[union-attr]
             raise ConfigError(

@@ -22,8 +22,11 @@ class Backend(abc.ABC):
     :meth:`result` and :meth:`cancel`. Everything else has working defaults.
     """
 
-    #: The backend's registered name (``BackendInfo.name``).
+    #: The backend's registered name (``BackendInfo.name``); its handles carry it (``JobHandle.backend``).
     name: ClassVar[str] = ""
+    #: Other ``JobHandle.backend`` names whose jobs this backend can follow: names it had in
+    #: older versions (saved campaigns carry them), or a sibling on the same system.
+    follows: ClassVar[frozenset[str]] = frozenset()
     #: Job kinds this backend runs natively; others are adapted (see ``aid2e_job_adapters``).
     kinds: ClassVar[frozenset[str]] = frozenset({"script"})
     #: Longest time between two polls of running jobs (the scheduler also polls at least every
@@ -101,3 +104,9 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def can_follow(runner: object, handle_backend: str) -> bool:
+    """Whether ``runner`` can follow a job whose handle says it runs on ``handle_backend``: its
+    own ``name``, or one of its ``follows`` (runners that do not subclass :class:`Backend` too)."""
+    return handle_backend == getattr(runner, "name", None) or handle_backend in getattr(runner, "follows", ())

@@ -100,7 +100,7 @@ RESULT_WIDTH = 72
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 10: "\\n", 9: "\\t", 13: "\\r"}
 
 
-def _one_line(text: str) -> str:
+def _printable(text: str) -> str:
     """Text for one table cell: control characters (newlines, escapes) shown escaped."""
     return str(text).translate(_CONTROL)
 
@@ -113,13 +113,13 @@ def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, str):
-        return _one_line(value)
-    return _one_line(json.dumps(value) if not isinstance(value, (int, bool)) else str(value))
+        return _printable(value)
+    return _printable(json.dumps(value) if not isinstance(value, (int, bool)) else str(value))
 
 
 def _format_parameters(parameters: dict[str, Any], width: int = PARAMS_WIDTH) -> str:
     """``x=0.3, y=0.25``; when too wide, as many as fit and ``... (+N more)``."""
-    parts = [f"{_one_line(k)}={_format_value(v)}" for k, v in parameters.items()]
+    parts = [f"{_printable(k)}={_format_value(v)}" for k, v in parameters.items()]
     text = ", ".join(parts)
     if len(text) <= width:
         return text or "-"
@@ -151,11 +151,11 @@ def _format_result(trial: Any) -> str:
         for name, m in trial.metrics.items():
             mean = "?" if m.get("mean") is None else f"{m['mean']:.6g}"
             sem = f" +- {m['sem']:.2g}" if m.get("sem") is not None else ""
-            parts.append(f"{_one_line(name)}={mean}{sem}")
+            parts.append(f"{_printable(name)}={mean}{sem}")
         return _clip(", ".join(parts), RESULT_WIDTH)
     if trial.message:
         first = next((line for line in trial.message.splitlines() if line.strip()), trial.message)
-        return _clip(_one_line(first.strip()), RESULT_WIDTH)
+        return _clip(_printable(first.strip()), RESULT_WIDTH)
     if trial.status == "RUNNING" and trial.backend is None:
         return "(being submitted)"
     return ""
@@ -164,7 +164,7 @@ def _format_result(trial: Any) -> str:
 def _job_cell(trial: Any) -> str:
     if trial.backend is None:
         return "-"
-    return _clip(_one_line(f"{trial.backend} {trial.native_id or '?'}"), 48)
+    return _clip(_printable(f"{trial.backend} {trial.native_id or '?'}"), 48)
 
 
 def _summary(state: Any) -> str:
@@ -174,16 +174,16 @@ def _summary(state: Any) -> str:
         f"{n} {s.lower()}" for s, n in counts.items() if n or s in ("COMPLETED", "FAILED", "RUNNING"))
     best = state.best()
     if best:
-        parts = [f"{_one_line(name)}={value:.6g} ({'min' if minimize else 'max'}imize, trial {index})"
+        parts = [f"{_printable(name)}={value:.6g} ({'min' if minimize else 'max'}imize, trial {index})"
                  for name, (value, index, minimize) in best.items()]
         label = "best per objective (not one Pareto point)" if state.multi_objective else "best"
         return f"{text}; {label}: {'; '.join(parts)}"
     metrics = state.metric_names()
     if state.objectives is not None:
-        goal = ", ".join(f"{'min' if m else 'max'}imize {_one_line(n)}" for n, m in state.objectives.items())
+        goal = ", ".join(f"{'min' if m else 'max'}imize {_printable(n)}" for n, m in state.objectives.items())
         return f"{text}; no completed trial yet ({goal})"
     if metrics:
-        return f"{text}; metrics: {', '.join(map(_one_line, metrics))} (objective direction not in the saved state)"
+        return f"{text}; metrics: {', '.join(map(_printable, metrics))} (objective direction not in the saved state)"
     return text
 
 
@@ -199,7 +199,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
         log.debug("reading %s failed", args.path, exc_info=True)
         raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
-                          f"{_one_line(str(exc))[:200]}") from None
+                          f"{_printable(str(exc))[:200]}") from exc
     now = time.time()
     controller = _controller(args.path)
     if args.json:
@@ -220,7 +220,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     saved = ""
     if state.saved_at is not None:
         saved = f", saved {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(state.saved_at))}"
-    print(f"experiment {_one_line(state.name or '?')} ({state.source}{saved})")
+    print(f"experiment {_printable(state.name or '?')} ({state.source}{saved})")
     if os.path.isdir(args.path):
         print(f"controller: {controller.describe()}" if controller is not None
               else f"no controller: resume with aid2e resume {os.path.abspath(args.path)}")

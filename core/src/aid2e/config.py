@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import asdict, fields, frozen
 
 from .errors import ConfigError
+from .units import duration_seconds, size_bytes
 
 
 @frozen(kw_only=True)
@@ -99,7 +100,9 @@ def reject_unknown_keys(config: Mapping[str, Any], valid: Iterable[str], what: s
     valid = sorted(valid)
     unknown = sorted(str(k) for k in config if k not in valid)
     if unknown:
-        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}{hint}")
 
 
 def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float | None = None) -> None:
@@ -129,19 +132,23 @@ def _resources(value: Any) -> dict[str, Any]:
         raise ConfigError(f"config 'resources' 'cpus' must be a positive integer, got {cpus!r}")
     memory = checked.get("memory")
     if memory is not None:
-        if isinstance(memory, int) and not isinstance(memory, bool) and memory > 0:
-            checked["memory"] = f"{memory}M"
-        elif not (isinstance(memory, str) and re.fullmatch(r"[1-9][0-9]*[KMGT]?", memory.strip().upper())):
-            raise ConfigError(f"config 'resources' 'memory' must look like '512M' or '8G', got {memory!r}")
-        else:
-            checked["memory"] = memory.strip().upper()
+        if isinstance(memory, int) and not isinstance(memory, bool):
+            memory = f"{memory}M"  # a number here is MB, as its text form "4096" is
+        try:
+            size_bytes(memory)
+        except ConfigError as exc:
+            raise ConfigError(f"config 'resources' 'memory' must look like '512M' or '8G' (or '1.5G'), "
+                              f"got {checked['memory']!r}") from exc
+        checked["memory"] = memory.strip().upper()
     for key in ("walltime", "queue", "account"):
         if checked.get(key) is not None and not isinstance(checked[key], str):
             raise ConfigError(f"config 'resources' {key!r} must be a string, got {checked[key]!r}")
-    if checked.get("walltime") is not None and not re.fullmatch(
-            r"(\d+-)?\d{1,2}(:\d{2}){0,2}", checked["walltime"]):
-        raise ConfigError(f"config 'resources' 'walltime' must look like '02:00:00' or '1-00:00:00', "
-                          f"got {checked['walltime']!r}")
+    if checked.get("walltime") is not None:
+        try:
+            duration_seconds(checked["walltime"])
+        except ConfigError as exc:
+            raise ConfigError(f"config 'resources' 'walltime' must look like '02:00:00', '1-00:00:00' or '2h', "
+                              f"got {checked['walltime']!r}") from exc
     extra = checked.get("extra", {})
     if not isinstance(extra, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ConfigError(f"config 'resources' 'extra' must map strings to strings, got {extra!r}")

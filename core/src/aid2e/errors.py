@@ -3,6 +3,19 @@
 from __future__ import annotations
 
 
+def one_line(text: object, *, last: int | None = None, empty: str = "") -> str:
+    """``text`` on one line: its non-blank lines, stripped, joined with `` | `` (only the ``last``
+    ones when given: a tool's output ends with what went wrong); ``empty`` when there are none."""
+    lines = [" ".join(line.split()) for line in str(text).splitlines() if line.strip()]
+    return " | ".join(lines[-last:] if last else lines) or empty
+
+
+def message_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has none): for a message
+    that already says what failed."""
+    return one_line(exc, empty=type(exc).__name__)
+
+
 def error_line(exc: BaseException) -> str:
     """``Type: message``, first line only: an exception as part of a one-line error."""
     lines = str(exc).strip().splitlines()

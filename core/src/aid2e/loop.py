@@ -28,15 +28,13 @@ from . import atomic
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import Aid2eError, ConfigError, SubmitError
 from .interrupts import CHECK_INTERVAL, Interruption, StopSignals, second_press_grace
+from .jobs.files import ATTEMPT_FILE
 from .outcome import Experiment, Policy, Trial, Verdict, judge
 from .trials import JobEntry, TrialBook
 from .types import JobHandle, JobRequest, JobResult, JobState, Measurement
 
 log = logging.getLogger(__name__)
 
-#: Written into every attempt's directory before its job is submitted: which campaign, trial,
-#: attempt and token the directory now belongs to.
-ATTEMPT_FILE = "aid2e_attempt.json"
 #: Seconds between looks at the backend while free slots wait for Ax's next candidates.
 AX_WAIT_SLICE = 0.05
 #: Mean generation time (s) above which a few candidates are kept ready in advance.

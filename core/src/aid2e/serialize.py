@@ -8,7 +8,6 @@ Function jobs store their function as ``module:qualname`` (it must be importable
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from cattrs.preconf.json import make_converter
@@ -21,31 +20,36 @@ T = TypeVar("T")
 converter = make_converter(forbid_extra_keys=True)
 
 
-def _function_ref(function: Callable[..., Any]) -> str:
-    module = getattr(function, "__module__", None)
-    qualname = getattr(function, "__qualname__", None)
+def qualified_name(obj: Any) -> str:
+    """``module:qualname`` of a function or class (what :func:`resolve` reads back);
+    ``<unimportable ...>`` for a lambda or a local function, which cannot be loaded again."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
-        return f"<unimportable {function!r}>"
+        return f"<unimportable {obj!r}>"
     return f"{module}:{qualname}"
 
 
-def _load_function(ref: str) -> Callable[..., Any]:
-    module_name, _, qualname = ref.partition(":")
-    if not qualname:
-        raise ConfigError(f"cannot load function {ref!r}: expected 'module:name'")
+def resolve(ref: str, *, what: str = "function") -> Any:
+    """The object named ``module:qualname`` (``pkg.mod:Class.method``): the one resolver of such
+    names (saved function jobs, saved runners). A one-line :class:`ConfigError` naming ``what``
+    and ``ref`` when it cannot be imported, chained to the import error."""
+    module_name, _, qualname = str(ref).partition(":")
+    if not module_name or not qualname:
+        raise ConfigError(f"cannot load {what} {ref!r}: expected 'module:name'")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot load function {ref!r}: {exc}") from None
+        raise ConfigError(f"cannot load {what} {ref!r}: {exc}") from exc
     return obj
 
 
 def dump_job(spec: Any) -> dict[str, Any]:
     """A job spec as a JSON-ready dict with its ``kind`` tag."""
     if isinstance(spec, FunctionJob):
-        body: dict[str, Any] = {"function": _function_ref(spec.function), "call_style": spec.call_style}
+        body: dict[str, Any] = {"function": qualified_name(spec.function), "call_style": spec.call_style}
     else:
         body = converter.unstructure(spec)
     return {"kind": spec.kind, **body}
@@ -62,10 +66,10 @@ def load_job(data: dict[str, Any]) -> Any:
     try:
         spec_type = get_plugin_manager().job_kind(kind).spec_type
     except PluginNotInstalledError as exc:  # stored data naming a kind nobody provides
-        raise ConfigError(f"cannot load a job spec: {exc}") from None
+        raise ConfigError(f"cannot load a job spec: {exc}") from exc
     if spec_type is FunctionJob:
         _check_keys(body, required={"function"}, optional={"call_style"}, what="a function job")
-        return FunctionJob(function=_load_function(body["function"]),
+        return FunctionJob(function=resolve(body["function"]),
                            call_style=body.get("call_style", "kwargs"))
     try:
         return converter.structure(body, spec_type)
@@ -73,7 +77,7 @@ def load_job(data: dict[str, Any]) -> Any:
         from cattrs import transform_error
 
         details = "; ".join(transform_error(exc)) if hasattr(exc, "exceptions") else str(exc)
-        raise ConfigError(f"bad {kind} job spec: {details}") from None
+        raise ConfigError(f"bad {kind} job spec: {details}") from exc
 
 
 def _check_keys(data: Any, *, required: set[str], optional: set[str], what: str) -> None:

@@ -9,7 +9,6 @@ and trials Ax generated after the last record was saved are abandoned (they neve
 from __future__ import annotations
 
 import copy
-import importlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 from attrs import frozen
 
-from . import campaign, data_checks
+from . import campaign, data_checks, serialize
 from .errors import ConfigError
 from .state_records import SavedState
 from .trials import TrialRecord
@@ -115,13 +114,10 @@ def rebuild_backend(description: Mapping[str, Any] | None) -> Any:
     if not description or description.get("kwargs") is None:
         raise ConfigError("the saved state does not say how to rebuild its runner: pass one, "
                           "AxScheduler.resume(path, runner)")
-    module_name, _, qualname = str(description["class"]).partition(":")
+    factory = serialize.resolve(str(description["class"]), what="runner")
     try:
-        factory: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            factory = getattr(factory, part)
         return factory(**description["kwargs"])
-    except (ImportError, AttributeError, TypeError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot rebuild the saved runner {description['class']} ({exc}); pass one, "
                           "AxScheduler.resume(path, runner)") from exc
 

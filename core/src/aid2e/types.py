@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Union
 
 from attrs import field, frozen
 
-from .errors import ConfigError
+from .units import duration_seconds, size_bytes, size_mb
 
 #: A parameter value as Ax hands it out.
 ParameterValue = Union[bool, int, float, str]
@@ -61,49 +60,18 @@ class Resources:
     extra: dict[str, str] = field(factory=dict)
 
     def memory_mb(self) -> int | None:
-        """``memory`` in MB (see :func:`memory_bytes`); None when not set."""
-        size = memory_bytes(self.memory)
-        return None if size is None else max(1, size // 1024 ** 2)
+        """``memory`` in MB (read by :func:`aid2e.units.size_bytes`); None when not set."""
+        return size_mb(self.memory)
 
     def walltime_seconds(self) -> int | None:
-        """``walltime`` in seconds, read as Slurm reads ``--time``: ``MM``, ``MM:SS``,
-        ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``, ``D-HH:MM:SS``; None when not set."""
-        if self.walltime is None:
-            return None
-        match = re.fullmatch(r"\s*(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?\s*", str(self.walltime))
-        if not match:
-            raise ConfigError(f"walltime {self.walltime!r} is not like '02:00:00' or '1-00:00:00'")
-        days, first, second, third = match.groups()
-        if days is not None:  # D-HH[:MM[:SS]]
-            hours, minutes, seconds = int(first), int(second or 0), int(third or 0)
-            return int(days) * 86400 + hours * 3600 + minutes * 60 + seconds
-        if third is not None:  # HH:MM:SS
-            return int(first) * 3600 + int(second) * 60 + int(third)
-        return int(first) * 60 + int(second or 0)  # MM or MM:SS
+        """``walltime`` in whole seconds (read by :func:`aid2e.units.duration_seconds`: Slurm's
+        ``--time`` forms, or ``"90s"``, ``"2h"``); None when not set."""
+        seconds = duration_seconds(self.walltime)
+        return None if seconds is None else math.ceil(seconds)
 
 
-_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?(B?)\s*", re.IGNORECASE)
-
-
-def memory_bytes(value: Any) -> int | None:
-    """Bytes from ``"4G"``, ``"512MiB"``, ``"1.5G"``, ``"4000"`` (MB, as sbatch reads it),
-    ``"4096B"`` or an int of bytes; None for None or ``""``. The one reader of memory sizes
-    (``Resources.memory``, the container engines' limits)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value > 0:
-            return value
-    elif isinstance(value, str):
-        match = _MEMORY.fullmatch(value)
-        if match:
-            number, unit, only_bytes = float(match.group(1)), (match.group(2) or "").upper(), match.group(3)
-            if not unit:
-                unit = "" if only_bytes else "M"
-            size = int(number * 1024 ** {"": 0, "K": 1, "M": 2, "G": 3, "T": 4}[unit])
-            if size > 0:
-                return size
-    raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
+#: Bytes of a memory size: the one reader is :func:`aid2e.units.size_bytes` (kept under this name).
+memory_bytes = size_bytes
 
 
 # ---------------------------------------------------------------- job specs
@@ -265,7 +233,7 @@ def parse_metrics(value: Any) -> dict[str, Measurement]:
         try:
             metrics[name] = _measurement(raw)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"metric {_brief(name)}: {exc}") from None
+            raise ValueError(f"metric {_brief(name)}: {exc}") from exc
     return metrics
 
 

@@ -96,7 +96,7 @@ def test_spec_round_trips_through_the_serializer(tmp_path) -> None:
 def test_set_container_objective_rejects_bad_options(make_ax_client, scheduler_config) -> None:
     from aid2e import AxScheduler
 
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     scheduler = AxScheduler(make_ax_client("bad"), runner, config=scheduler_config)
     with pytest.raises(ConfigError, match="unknown container engine 'rkt'"):
         scheduler.set_container_objective("img", "true", engine="rkt")

@@ -8,9 +8,9 @@ from aid2e_joblib import JobLibRunner
 
 class TestJobLibLokyConformance(BackendConformance):
     def make_backend(self) -> JobLibRunner:
-        return JobLibRunner(n_jobs=4, backend="loky")
+        return JobLibRunner(n_jobs=4, pool="loky")
 
 
 class TestJobLibThreadingConformance(BackendConformance):
     def make_backend(self) -> JobLibRunner:
-        return JobLibRunner(n_jobs=4, backend="threading")
+        return JobLibRunner(n_jobs=4, pool="threading")

@@ -48,6 +48,7 @@ def test_bad_n_jobs_is_a_config_error(n_jobs) -> None:
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the old keyword
 def test_bad_backend_name_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         JobLibRunner(backend="dask")
@@ -103,7 +104,7 @@ def test_registered_as_a_plugin() -> None:
 # ------------------------------------------------------------------ behaviour
 @pytest.mark.timeout(120)
 def test_function_jobs_run_in_parallel(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=8, backend="loky")
+    runner = JobLibRunner(n_jobs=8, pool="loky")
     runner.start()
     try:
         job = FunctionJob(function=objective_sleep, call_style="kwargs")
@@ -121,7 +122,7 @@ def test_function_jobs_run_in_parallel(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_worker_crash_is_a_failed_result_and_the_pool_recovers(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=2, backend="loky")
+    runner = JobLibRunner(n_jobs=2, pool="loky")
     runner.start()
     try:
         crash = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_crash_worker), {"x": 1.0}))
@@ -137,7 +138,7 @@ def test_worker_crash_is_a_failed_result_and_the_pool_recovers(tmp_path: Path) -
 
 @pytest.mark.timeout(60)
 def test_unpicklable_function_is_a_failed_result(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=1, backend="multiprocessing")
+    runner = JobLibRunner(n_jobs=1, pool="multiprocessing")
     try:
         lock_holder = _Unpicklable()
         handle = runner.submit(_request(tmp_path, 0, FunctionJob(function=lock_holder), {"x": 1.0}))
@@ -158,7 +159,7 @@ class _Unpicklable:
 
 
 def test_function_handle_of_an_earlier_controller_is_lost(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     handle = JobHandle(backend="joblib", native_id="fn-0123", workdir=str(tmp_path),
                        submitted_at=0.0, extra={"kind": "function"})
     assert runner.poll([handle]) == {"fn-0123": JobState.FAILED}
@@ -168,7 +169,7 @@ def test_function_handle_of_an_earlier_controller_is_lost(tmp_path: Path) -> Non
 
 
 def test_bad_and_stale_handles_do_not_break_poll(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     bad = JobHandle(backend="joblib", native_id="not-a-pid", workdir=str(tmp_path / "a"),
                     submitted_at=0.0, extra={"kind": "script"})
     # our own pid with a wrong start time: a reused pid, not the job
@@ -195,7 +196,7 @@ STUBBORN = (
 def test_cancel_escalates_to_sigkill(tmp_path: Path) -> None:
     script = tmp_path / "stubborn.py"
     script.write_text(STUBBORN)
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     request = _request(tmp_path, 0, script_job(script), {"x": 1.0})
     handle = runner.submit(request)
     pid_file = Path(request.workdir) / "pid.txt"
@@ -230,7 +231,7 @@ from aid2e.types import JobRequest
 from aid2e_joblib import JobLibRunner
 
 script, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-runner = JobLibRunner(n_jobs=1, backend="threading")
+runner = JobLibRunner(n_jobs=1, pool="threading")
 handle = runner.submit(JobRequest(experiment="exit", trial_index=0, parameters={"x": 1.0},
                                   job=script_job(script), workdir=str(workdir)))
 deadline = time.monotonic() + 30
@@ -259,7 +260,7 @@ def test_cancel_escalates_to_sigkill_even_when_the_controller_exits_right_after(
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("backend", ["loky", "multiprocessing"])
 def test_canceling_a_running_function_kills_its_worker_and_the_next_job_gets_a_new_one(tmp_path, backend):
-    runner = JobLibRunner(n_jobs=1, backend=backend)
+    runner = JobLibRunner(n_jobs=1, pool=backend)
     try:
         first = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_worker_pid), {"x": 1.0, "y": 0.0}))
         _wait_all(runner, [first])
@@ -280,7 +281,7 @@ def test_canceling_a_running_function_kills_its_worker_and_the_next_job_gets_a_n
 
 @pytest.mark.timeout(60)
 def test_a_canceled_function_thread_is_given_up_honestly_and_frees_its_slot(tmp_path: Path) -> None:
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     try:
         hung = runner.submit(_request(tmp_path, 0, FunctionJob(function=objective_sleep), {"seconds": 2}))
         queued = runner.submit(_request(tmp_path, 1, function_job(objective_ok, ["x", "y"]), {"x": 1.0, "y": 1.0}))
@@ -296,7 +297,7 @@ def test_a_canceled_function_thread_is_given_up_honestly_and_frees_its_slot(tmp_
 def test_children_are_reaped(tmp_path: Path) -> None:
     script = tmp_path / "quick.py"
     script.write_text("import json, os\njson.dump({'o': 1}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
-    runner = JobLibRunner(n_jobs=2, backend="threading")
+    runner = JobLibRunner(n_jobs=2, pool="threading")
     handles = [runner.submit(_request(tmp_path, i, script_job(script), {"x": 1.0})) for i in range(3)]
     _wait_all(runner, handles)
     deadline = time.monotonic() + 5
@@ -314,7 +315,7 @@ def test_submit_of_an_unsupported_kind_is_a_submit_error(tmp_path: Path) -> None
     class NotebookJob:
         kind = "notebook"
 
-    runner = JobLibRunner(n_jobs=1, backend="threading")
+    runner = JobLibRunner(n_jobs=1, pool="threading")
     with pytest.raises(SubmitError, match="notebook"):
         runner.submit(_request(tmp_path, 0, NotebookJob(), {}))
 
@@ -339,7 +340,7 @@ def test_tmp_dir_is_the_jobs_temporary_directory(tmp_path, backend):
         "json.dump({'ok': 1.0, 'len': len(tempfile.gettempdir())}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n"
         "open('tmpdir.txt', 'w').write(tempfile.gettempdir())\n"
     )
-    runner = JobLibRunner(n_jobs=1, backend=backend, config={"tmp_dir": str(tmp_dir)})
+    runner = JobLibRunner(n_jobs=1, pool=backend, config={"tmp_dir": str(tmp_dir)})
     try:
         assert tmp_dir.is_dir() and runner.config.tmp_dir == str(tmp_dir)
         request = JobRequest(experiment="t", trial_index=0, parameters={"x": 1.0, "y": 2.0},
@@ -397,3 +398,21 @@ def test_launcher_log_left_by_an_earlier_attempt_is_not_opened(tmp_path: Path, l
         runner.close()
     assert host_file.read_text() == "keep me\n"
     assert not log.is_symlink() and log.is_file()
+
+
+# ------------------------------------------------------------------ pool (was: backend)
+def test_pool_names_the_kind_of_workers_and_backend_is_its_deprecated_alias():
+    """"backend" is where jobs run (this runner is the joblib backend); the worker type is ``pool``."""
+    runner = JobLibRunner(n_jobs=1, pool="threading")
+    assert runner.pool == "threading" and runner.to_config()["pool"] == "threading"
+    assert "backend" not in runner.to_config()
+    with pytest.warns(DeprecationWarning, match="use pool="):
+        old = JobLibRunner(n_jobs=1, backend="threading")
+    assert old.pool == old.backend == "threading"
+    with pytest.warns(DeprecationWarning):  # the kwargs a saved state of an older aid2e holds
+        saved = JobLibRunner(**{"n_jobs": 1, "backend": "multiprocessing", "config": {}})
+    assert saved.pool == "multiprocessing"
+    with pytest.raises(ConfigError, match="unknown joblib pool 'dask'"):
+        JobLibRunner(pool="dask")
+    with pytest.raises(ConfigError, match="give only pool"):
+        JobLibRunner(pool="loky", backend="threading")

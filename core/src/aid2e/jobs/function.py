@@ -100,7 +100,7 @@ def check_picklable(spec: FunctionJob, _backend: Any = None) -> bytes:
         raise ConfigError(
             f"the objective function cannot be serialised for a batch job ({type(exc).__name__}: {exc}); "
             "define it at module level and keep open files, locks and clients out of its closure"
-        ) from None
+        ) from exc
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(module)

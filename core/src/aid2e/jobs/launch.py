@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 from aid2e.atomic import write_json
+from aid2e.jobs.files import COMMAND_FILE, STATUS_FILE, STDERR_FILE, STDOUT_FILE
 
-COMMAND_FILE = "aid2e_command.json"
-STATUS_FILE = "aid2e_status.json"
 #: Where batch systems put the job's id in its environment (Slurm, PBS/Torque, LSF, Cobalt, Flux).
 BATCH_JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "COBALT_JOBID", "FLUX_JOB_ID")
 #: Seconds the on-cancel command may take (backends send SIGKILL a few seconds after SIGTERM).
@@ -69,7 +68,7 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     signal.signal(signal.SIGALRM, lambda _signum, _frame: _signal_group(job[0], signal.SIGKILL))
-    with open(workdir / "stdout.txt", "ab") as out, open(workdir / "stderr.txt", "ab") as err:
+    with open(workdir / STDOUT_FILE, "ab") as out, open(workdir / STDERR_FILE, "ab") as err:
         try:
             # its own session and group: signals reach the script's children too, the SIGKILL
             # spares this launcher (which records how the job ended), no terminal signals it

@@ -23,13 +23,9 @@ from .. import atomic
 from ..errors import ConfigError
 from ..types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
 from . import untrusted
+from .files import COMMAND_FILE, PARAMS_FILE, RESULT_FILE, STALE_FILES, STATUS_FILE, STDERR_FILE
+from .files import STDOUT_FILE as STDOUT_FILE  # the contract's names, also from here
 
-PARAMS_FILE = "params.json"
-RESULT_FILE = "result.json"
-COMMAND_FILE = "aid2e_command.json"
-STATUS_FILE = "aid2e_status.json"
-STDOUT_FILE = "stdout.txt"
-STDERR_FILE = "stderr.txt"
 TAIL_CHARS = 2000
 #: Bytes read at most from ``result.json`` and ``aid2e_status.json`` (larger ones fail the trial).
 RESULT_LIMIT = untrusted.JSON_LIMIT
@@ -64,7 +60,8 @@ def prepare_workdir(request: JobRequest) -> Path:
         raise TypeError(f"prepare_workdir needs a script job, got {request.job.kind!r}")
     workdir = Path(request.workdir).resolve()
     atomic.private_dir(workdir)
-    for stale in (RESULT_FILE, STATUS_FILE, STDOUT_FILE, STDERR_FILE):  # a rerun starts clean
+    # a rerun starts clean; what an earlier attempt left may be a FIFO or a symlink: never opened, removed
+    for stale in STALE_FILES:
         (workdir / stale).unlink(missing_ok=True)
     params_path = workdir / PARAMS_FILE
     atomic.write_json(params_path, request.parameters)

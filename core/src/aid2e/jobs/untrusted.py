@@ -65,15 +65,15 @@ def _open(path: Path) -> tuple[int, os.stat_result]:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise UntrustedFileError(f"the directory of {name} is not a directory but a symlink or a file: "
-                                     f"{_ONLY_REGULAR}") from None
-        raise UntrustedFileError(f"cannot open the directory of {name}: {exc.strerror}") from None
+                                     f"{_ONLY_REGULAR}") from exc
+        raise UntrustedFileError(f"cannot open the directory of {name}: {exc.strerror}") from exc
     try:
         try:
             before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             raise
         except OSError as exc:
-            raise UntrustedFileError(f"cannot read {name}: {exc.strerror}") from None
+            raise UntrustedFileError(f"cannot read {name}: {exc.strerror}") from exc
         if not stat.S_ISREG(before.st_mode):
             raise UntrustedFileError(f"{name} is {_kind(before.st_mode)}: {_ONLY_REGULAR}")
         try:
@@ -82,8 +82,8 @@ def _open(path: Path) -> tuple[int, os.stat_result]:
             raise
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise UntrustedFileError(f"{name} is a symlink: {_ONLY_REGULAR}") from None
-            raise UntrustedFileError(f"cannot read {name}: {exc.strerror}") from None
+                raise UntrustedFileError(f"{name} is a symlink: {_ONLY_REGULAR}") from exc
+            raise UntrustedFileError(f"cannot read {name}: {exc.strerror}") from exc
     finally:
         os.close(dir_fd)
     info = os.fstat(fd)
@@ -141,7 +141,7 @@ def parse_json(text: str) -> Any:
     except RecursionError:
         raise ValueError("it is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and integers beyond Python's digit limit
-        raise ValueError(" ".join(str(exc).split())) from None
+        raise ValueError(" ".join(str(exc).split())) from exc
 
 
 __all__ = ["JSON_LIMIT", "UntrustedFileError", "parse_json", "read_tail", "read_text"]

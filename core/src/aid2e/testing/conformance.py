@@ -39,6 +39,7 @@ from ..backend import Backend
 from ..errors import SubmitError
 from ..jobs.function import call_style_for
 from ..jobs.script import script_job
+from ..procs import pid_alive
 from ..types import (
     FunctionJob,
     JobHandle,
@@ -122,17 +123,7 @@ def objective_crash_worker(**_parameters: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ helpers
 def process_gone(pid: int) -> bool:
     """True if ``pid`` is no longer running on this machine (a zombie counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return False
+    return not pid_alive(pid)
 
 
 def still_running(pids: Iterable[int], timeout: float) -> list[int]:

@@ -37,7 +37,7 @@ from .command import (
     container_name,
     oci_argv,
 )
-from .engines import Engine, inspect_image, one_line, resolve_engine, run_engine
+from .engines import Engine, engine_output_line, inspect_image, resolve_engine, run_engine
 from .spec import ContainerJob
 
 
@@ -71,14 +71,14 @@ def _check_oci(engine: Engine, spec: ContainerJob) -> None:
     if spec.pull != "never" or not spec.verify_image:
         proc = run_engine(engine, "version")  # is the daemon reachable at all?
         if proc.returncode != 0:
-            raise ConfigError(f"{engine.name}{where} is not usable: {one_line(proc.stderr or proc.stdout)}")
+            raise ConfigError(f"{engine.name}{where} is not usable: {engine_output_line(proc.stderr or proc.stdout)}")
         return
     info = inspect_image(engine, spec)
     if info.image_id:
         return
     proc = run_engine(engine, "version")
     if proc.returncode != 0:
-        raise ConfigError(f"{engine.name}{where} is not usable: {one_line(proc.stderr or proc.stdout)}")
+        raise ConfigError(f"{engine.name}{where} is not usable: {engine_output_line(proc.stderr or proc.stdout)}")
     raise ConfigError(
         f"container image {spec.image!r} is not in {engine.name}'s local images{where} ({info.error}); "
         f"pull or build it first, or pass pull='missing'"

@@ -43,7 +43,7 @@ from typing import Any
 
 from aid2e.errors import ConfigError
 from aid2e.jobs.script import PARAMS_FILE, RESULT_FILE
-from aid2e.types import memory_bytes
+from aid2e.units import size_bytes
 
 from .engines import Engine
 from .spec import TRIAL_MOUNT, ContainerJob
@@ -77,7 +77,7 @@ def resource_options(engine: Engine, resources: Any) -> list[str]:
     cpus = getattr(resources, "cpus", 1)
     if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
         raise ConfigError(f"resources cpus={cpus!r} is not a positive number of CPUs")
-    memory = memory_bytes(getattr(resources, "memory", None))
+    memory = size_bytes(getattr(resources, "memory", None))
     options = []
     if cpus != 1:
         count = f"{cpus:g}"

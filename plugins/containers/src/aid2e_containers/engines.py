@@ -30,7 +30,7 @@ from typing import Any
 
 from attrs import frozen
 
-from aid2e.errors import ConfigError
+from aid2e.errors import ConfigError, one_line
 
 from .spec import APPTAINER_ENGINES, ENGINES, OCI_ENGINES, ContainerJob
 
@@ -139,9 +139,9 @@ def run_engine(engine: Engine, *args: str, timeout: float = INSPECT_TIMEOUT) -> 
         return subprocess.CompletedProcess(args, 127, "", f"cannot run {engine.executable}: {exc.strerror or exc}")
 
 
-def one_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " | ".join(lines[-3:]) if lines else "(no message)"
+def engine_output_line(text: str) -> str:
+    """The end of an engine's error output, on one line."""
+    return one_line(text, last=3, empty="(no message)")
 
 
 # ------------------------------------------------------------------ image identity
@@ -160,7 +160,7 @@ def inspect_oci(engine: Engine, image: str) -> ImageInfo:
     """The local image's ID (and registry digest, if it has one), or the engine's message."""
     proc = run_engine(engine, "image", "inspect", "--format", "{{.Id}}\t{{json .RepoDigests}}", image)
     if proc.returncode != 0:
-        return ImageInfo(reference=image, run_ref=image, error=one_line(proc.stderr or proc.stdout))
+        return ImageInfo(reference=image, run_ref=image, error=engine_output_line(proc.stderr or proc.stdout))
     image_id, _, digests = proc.stdout.strip().splitlines()[0].partition("\t")
     if not image_id.startswith("sha256:"):
         image_id = f"sha256:{image_id}"

@@ -30,7 +30,7 @@ def _command(value: Any) -> tuple[str, ...]:
         try:
             parts = shlex.split(value)
         except ValueError as exc:  # unbalanced quotes
-            raise ValueError(f"cannot split the container command {value!r}: {exc}") from None
+            raise ValueError(f"cannot split the container command {value!r}: {exc}") from exc
     elif isinstance(value, (list, tuple)):
         parts = list(value)
         bad = [p for p in parts if not isinstance(p, (str, int, float)) or isinstance(p, bool)]

@@ -1,8 +1,8 @@
 """The joblib backend: function jobs in local workers, script jobs as their own process sessions.
 
 * Function jobs run :func:`aid2e.jobs.worker.call_objective` in one of ``n_jobs`` slots, in
-  the order submitted: each slot of a process backend is a one-worker pool, joblib's loky
-  (``backend="loky"``, the default; from the standalone ``loky`` package) or a
+  the order submitted: each slot of a process pool type is a one-worker pool, joblib's loky
+  (``pool="loky"``, the default; from the standalone ``loky`` package) or a
   ``concurrent.futures`` process pool (``"multiprocessing"``), so canceling a running job
   (trial_timeout, a second Ctrl-C) kills the worker that runs it and no other, and the slot's
   next job gets a fresh worker. With ``"threading"`` each job runs in a daemon thread: a thread
@@ -11,7 +11,7 @@
   its exit, workers still running a job are killed, so a hung function never keeps it alive.
 * Script jobs are started directly with :mod:`subprocess` (never through a joblib worker) as
   ``python -m aid2e.jobs.launch WORKDIR`` in a new session, so they outlive the controller.
-  Their handle records the launcher's pid and its start time (``/proc/<pid>/stat`` field 22),
+  Their handle records the launcher's pid and its start time (:mod:`aid2e.procs`),
   so a restarted controller finds them again without mistaking a reused pid for the job.
 
 joblib is imported only when a job is run, never at import time.
@@ -29,6 +29,7 @@ import subprocess
 import threading
 import time
 import uuid
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,18 +41,18 @@ from attrs import frozen
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
-from aid2e.errors import ConfigError, SubmitError
+from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
+from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
+from aid2e.procs import pid_alive, start_time
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("loky", "threading", "multiprocessing")
-LAUNCHER_LOG = "aid2e_launcher.log"
-#: Written into a script job's directory when it is canceled, so a later controller knows.
-CANCEL_MARKER = "aid2e_canceled.json"
+POOLS = ("loky", "threading", "multiprocessing")
+BACKENDS = POOLS  # the old name
 #: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
 ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
@@ -71,11 +72,11 @@ class JobLibConfig:
     container_engine: str | None = None
 
 
-def _shutdown(executor: Any, backend: str, *, wait: bool = False, kill: bool = True) -> None:
+def _shutdown(executor: Any, pool: str, *, wait: bool = False, kill: bool = True) -> None:
     """Stop a one-worker pool. With ``kill`` its worker (and what it started, for loky) is
     SIGKILLed at once, whatever it runs; else it finishes and exits, which lets loky release its
     semaphores without a warning."""
-    if backend == "loky":
+    if pool == "loky":
         executor.shutdown(wait=wait, kill_workers=kill)
         return
     if kill:
@@ -101,9 +102,23 @@ def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLib
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from None
+            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from exc
         values["tmp_dir"] = str(tmp_dir)
     return JobLibConfig(**values)
+
+
+def _pool_of(pool: str | None, backend: str | None) -> str:
+    """The pool type from ``pool=`` or its deprecated alias ``backend=`` (default loky)."""
+    if backend is not None:
+        if pool is not None:
+            raise ConfigError(f"JobLibRunner got pool={pool!r} and backend={backend!r}: give only pool "
+                              "(backend is its old name)")
+        warnings.warn("JobLibRunner(backend=...) is deprecated: use pool=... (a backend in aid2e is where "
+                      "jobs run; the pool is the kind of workers)", DeprecationWarning, stacklevel=3)
+    keyword, value = ("backend", backend) if backend is not None else ("pool", pool or "loky")
+    if value not in POOLS:
+        raise ConfigError(f"unknown joblib {keyword} {value!r} (valid: {', '.join(POOLS)})")
+    return value
 
 
 def _resolve_n_jobs(n_jobs: Any) -> int:
@@ -115,46 +130,6 @@ def _resolve_n_jobs(n_jobs: Any) -> int:
     if n_jobs < 0:
         return max(cpus + 1 + n_jobs, 1)
     return n_jobs
-
-
-# ------------------------------------------------------------------ /proc helpers
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """``(state, start_time)`` of a process from ``/proc/<pid>/stat``, ``None`` if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return None
-    try:
-        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
-        rest = text[text.rindex(")") + 2:].split()
-        return rest[0], int(rest[19])  # field 3 (state) and field 22 (starttime, clock ticks)
-    except (ValueError, IndexError):
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    stat = _proc_stat(pid)
-    return None if stat is None else stat[1]
-
-
-def _pid_alive(pid: int, start_time: int | None) -> bool:
-    """True if ``pid`` runs, is not a zombie and (when known) started at ``start_time``."""
-    if not os.path.isdir("/proc"):  # no procfs: signal 0 is the best there is
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    stat = _proc_stat(pid)
-    if stat is None:
-        return False
-    state, started = stat
-    if state in ("Z", "X", "x"):
-        return False
-    return start_time is None or started == start_time
 
 
 def _killpg(pgid: int, signum: int) -> None:
@@ -183,7 +158,7 @@ class _Function:
 
 @attrs.define(eq=False)
 class _Slot:
-    """One place to run a function job: the job it runs, and (process backends) its one-worker pool."""
+    """One place to run a function job: the job it runs, and (process pools) its one-worker pool."""
 
     job: tuple[str, str] | None = None
     executor: Any = None
@@ -247,22 +222,21 @@ class JobLibRunner(Backend):
     """Run trials on this machine's cores.
 
     ``n_jobs`` is the number of jobs in flight (``-1``: all cores, ``-2``: all but one, ...),
-    ``backend`` the executor for function jobs (``"loky"``, ``"threading"`` or
-    ``"multiprocessing"``) and ``config`` a dict of :class:`JobLibConfig` fields.
+    ``pool`` the worker pool for function jobs (``"loky"``, ``"threading"`` or
+    ``"multiprocessing"``) and ``config`` a dict of :class:`JobLibConfig` fields. ``backend=``
+    is the old name of ``pool=`` (deprecated: in aid2e a backend is where jobs run, this one
+    is ``"joblib"``); it is still accepted, and saved states that name it still resume.
     """
 
     name = "joblib"
     kinds = frozenset({"function", "script"})
     poll_interval = FOREIGN_POLL
 
-    def __init__(self, n_jobs: int = -1, backend: str = "loky", config: dict | None = None) -> None:
+    def __init__(self, n_jobs: int = -1, pool: str | None = None, config: dict | None = None, *,
+                 backend: str | None = None) -> None:
         self._capacity = _resolve_n_jobs(n_jobs)
-        if backend not in BACKENDS:
-            raise ConfigError(
-                f"unknown joblib backend {backend!r} (valid: {', '.join(BACKENDS)})"
-            )
         self.n_jobs = n_jobs
-        self.backend = backend
+        self.pool = _pool_of(pool, backend)
         self.config = _structure_config(config)
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -273,8 +247,13 @@ class JobLibRunner(Backend):
         self._canceled: set[tuple[str, str]] = set()
         self._final: dict[tuple[str, str], JobResult] = {}
 
+    @property
+    def backend(self) -> str:
+        """The old name of :attr:`pool` (read-only)."""
+        return self.pool
+
     def __repr__(self) -> str:
-        return f"JobLibRunner(n_jobs={self.n_jobs!r}, backend={self.backend!r})"
+        return f"JobLibRunner(n_jobs={self.n_jobs!r}, pool={self.pool!r})"
 
     @property
     def capacity(self) -> int:
@@ -301,7 +280,7 @@ class JobLibRunner(Backend):
             return None
         pid = status["pid"]
         extra: dict[str, Any] = {"kind": "script", "pid": pid}
-        started = _start_time(pid) if _pid_alive(pid, None) else None
+        started = start_time(pid) if pid_alive(pid) else None
         if started is not None:
             extra["start_time"] = started
         return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
@@ -309,12 +288,12 @@ class JobLibRunner(Backend):
 
     def to_config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
-        return {"n_jobs": self.n_jobs, "backend": self.backend, "config": attrs.asdict(self.config)}
+        return {"n_jobs": self.n_jobs, "pool": self.pool, "config": attrs.asdict(self.config)}
 
     # ------------------------------------------------------------ function slots
     def _new_executor(self) -> Any:
-        """A one-worker pool for a slot of a process backend."""
-        if self.backend == "loky":
+        """A one-worker pool for a slot of a process pool type."""
+        if self.pool == "loky":
             # The standalone loky package (the one joblib bundles) boots a worker in 40 ms
             # instead of 150 ms: its workers do not import joblib.
             try:
@@ -346,13 +325,13 @@ class JobLibRunner(Backend):
         if executor is None:
             return
         try:
-            _shutdown(executor, self.backend, kill=kill)
+            _shutdown(executor, self.pool, kill=kill)
         except Exception:  # noqa: BLE001 - a broken pool may refuse politely or not
             log.debug("shutting down a joblib worker pool failed", exc_info=True)
 
     def start(self) -> None:
         """Start the workers now (without waiting) so the first trials do not pay for it."""
-        if self.backend == "threading":
+        if self.pool == "threading":
             return
         for slot in self._slots:
             try:
@@ -379,7 +358,7 @@ class JobLibRunner(Backend):
                 executor, slot.executor = slot.executor, None
             if executor is not None:
                 try:
-                    _shutdown(executor, self.backend, wait=True, kill=False)
+                    _shutdown(executor, self.pool, wait=True, kill=False)
                 except Exception:  # noqa: BLE001 - close must not fail
                     log.debug("closing a joblib worker pool failed", exc_info=True)
         _LIVE_RUNNERS.discard(self)
@@ -408,7 +387,7 @@ class JobLibRunner(Backend):
                 self._start_on(slot, key, entry)
 
     def _start_on(self, slot: _Slot, key: tuple[str, str], entry: _Function) -> None:
-        if self.backend == "threading":
+        if self.pool == "threading":
             threading.Thread(target=self._run_in_thread, args=(slot, key, entry),
                              name=f"aid2e-joblib-{key[0][3:11]}", daemon=True).start()
             return
@@ -419,7 +398,7 @@ class JobLibRunner(Backend):
             except (concurrent.futures.BrokenExecutor, RuntimeError) as exc:
                 self._retire(slot, kill=True)
                 if attempt:
-                    self._ended(slot, key, SubmitError(f"joblib could not start a function job: {_one_line(exc)}"))
+                    self._ended(slot, key, SubmitError(f"joblib could not start a function job: {message_line(exc)}"))
                     return
                 continue
             _register_exit_hook()
@@ -492,13 +471,10 @@ class JobLibRunner(Backend):
             request = attrs.evolve(request, job=attrs.evolve(request.job, env={**self._job_env(), **request.job.env}))
         try:
             workdir = script_kind.prepare_workdir(request)
-            # what an earlier attempt left may be a FIFO or a symlink: never opened, removed
-            for stale in (CANCEL_MARKER, LAUNCHER_LOG):
-                (workdir / stale).unlink(missing_ok=True)
         except (OSError, ValueError) as exc:
             raise SubmitError(
-                f"cannot prepare trial directory {request.workdir}: {_one_line(exc)}"
-            ) from None
+                f"cannot prepare trial directory {request.workdir}: {message_line(exc)}"
+            ) from exc
         argv = script_kind.launcher_argv(workdir)
         try:
             with open(workdir / LAUNCHER_LOG, "xb") as launcher_log:
@@ -512,9 +488,9 @@ class JobLibRunner(Backend):
                     close_fds=True,
                 )
         except OSError as exc:
-            raise SubmitError(f"cannot start the job launcher {argv[0]}: {_one_line(exc)}") from None
+            raise SubmitError(f"cannot start the job launcher {argv[0]}: {message_line(exc)}") from exc
         extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
-        started = _start_time(proc.pid)  # not reaped yet: the watcher starts below
+        started = start_time(proc.pid)  # not reaped yet: the watcher starts below
         if started is not None:
             extra["start_time"] = started
         handle = JobHandle(backend=self.name, native_id=str(proc.pid), workdir=str(workdir),
@@ -549,7 +525,7 @@ class JobLibRunner(Backend):
             try:
                 states[handle.native_id] = self._state(handle)
             except Exception as exc:  # noqa: BLE001 - one bad handle must not hide the others
-                log.warning("cannot poll joblib job %s: %s", handle.native_id, _one_line(exc))
+                log.warning("cannot poll joblib job %s: %s", handle.native_id, message_line(exc))
                 states[handle.native_id] = JobState.FAILED
         return states
 
@@ -572,7 +548,7 @@ class JobLibRunner(Backend):
         if script is not None:
             if script.proc.returncode is None and script.proc.poll() is None:
                 return JobState.ACTIVE
-        elif _pid_alive(_pid_of(handle), _start_time_of(handle)):
+        elif pid_alive(_pid_of(handle), _start_time_of(handle)):
             return JobState.ACTIVE
         return self._script_result(handle).state
 
@@ -599,7 +575,7 @@ class JobLibRunner(Backend):
             return self._script_result(handle)
         except Exception as exc:  # noqa: BLE001 - never raise for one bad handle
             return JobResult(state=JobState.FAILED,
-                             message=f"cannot read the result of job {handle.native_id}: {_one_line(exc)}")
+                             message=f"cannot read the result of job {handle.native_id}: {message_line(exc)}")
 
     def _function_result(self, key: tuple[str, str], entry: _Function) -> JobResult:
         future = entry.future
@@ -658,8 +634,8 @@ class JobLibRunner(Backend):
             self._cancel_script(handle)
 
     def cancel_stops(self, handle: JobHandle) -> bool:
-        """False for function jobs of the threading backend (a thread cannot be stopped)."""
-        return not (self.backend == "threading" and _kind(handle) == "function")
+        """False for function jobs of the threading pool (a thread cannot be stopped)."""
+        return not (self.pool == "threading" and _kind(handle) == "function")
 
     def _cancel_function(self, handle: JobHandle) -> None:
         key = _key(handle)
@@ -672,14 +648,14 @@ class JobLibRunner(Backend):
             slot = entry.slot
             if entry.future.cancel():  # still waiting for a slot: it never starts
                 slot = None
-            elif self.backend == "threading":
+            elif self.pool == "threading":
                 message = "canceled (its thread cannot be stopped: it runs on until the function returns)"
                 log.warning("function job %s runs in a thread, which cannot be stopped: it is given up and "
                             "runs on until it returns", handle.native_id)
             self._final[key] = JobResult(state=JobState.CANCELED, message=message)
             if slot is not None and slot.job == key:
-                slot.job = None  # the slot runs the next job (on a new worker for process backends)
-                if self.backend != "threading":
+                slot.job = None  # the slot runs the next job (on a new worker for process pools)
+                if self.pool != "threading":
                     self._retire(slot, kill=True)
                 entry.future.set_exception(concurrent.futures.CancelledError(message))
         self._dispatch()
@@ -695,7 +671,7 @@ class JobLibRunner(Backend):
         if script is not None:
             if script.proc.poll() is not None or script.done.is_set():
                 return  # it ended first
-        elif not _pid_alive(pid, _start_time_of(handle)):
+        elif not pid_alive(pid, _start_time_of(handle)):
             return  # ended (or the pid is now someone else's): nothing to stop
         with self._lock:
             self._canceled.add(key)
@@ -729,8 +705,3 @@ class JobLibRunner(Backend):
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, FOREIGN_POLL) if foreign else remaining)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -64,7 +64,7 @@ def _check_token(min_validity: float, now: float) -> Credentials:
                 with open(value) as handle:
                     token = handle.read()
             except OSError as exc:
-                raise ConfigError(f"cannot read the PanDA token file ${name} ({value}): {exc.strerror}") from None
+                raise ConfigError(f"cannot read the PanDA token file ${name} ({value}): {exc.strerror}") from exc
             source = f"${name} ({value})"
             if token != token.strip():
                 raise ConfigError(

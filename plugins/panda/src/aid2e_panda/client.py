@@ -41,12 +41,12 @@ def load_client() -> Any:
     try:
         from pandaclient import Client
     except ImportError as exc:  # pragma: no cover - panda-client is a dependency
-        raise ConfigError(f"panda-client is not installed ({exc}); pip install aid2e-panda") from None
+        raise ConfigError(f"panda-client is not installed ({exc}); pip install aid2e-panda") from exc
     except OSError as exc:  # socket.gaierror: the cache server's name does not resolve
         raise ConfigError(
             f"panda-client failed to start ({type(exc).__name__}: {exc}); it resolves the cache server's "
             "name when imported: set PANDA_BEHIND_REAL_LB=1 (and PANDA_URL_SSL, PANDA_URL) before running"
-        ) from None
+        ) from exc
     return Client
 
 
@@ -128,7 +128,7 @@ class PandaAPI:
                 status, output = function()
             except SystemExit as exc:  # panda-client exits on some configuration errors
                 raise ConfigError(f"panda-client gave up on {what} (exit {exc.code}); check PANDA_AUTH_VO "
-                                  "and the token/proxy variables") from None
+                                  "and the token/proxy variables") from exc
             except Exception as exc:  # noqa: BLE001 - a client bug must not look like a result
                 status, output = -1, f"{type(exc).__name__}: {exc}"
             if status == 0:

@@ -17,6 +17,7 @@ Its exit code mirrors the command's, so the job (and the task) fail when the com
 PanDA's ``transExitCode`` is the command's exit code.
 """
 
+# The file names repeat aid2e.jobs.files (the node may not have aid2e); a test checks they agree.
 import json
 import os
 import signal
@@ -28,6 +29,8 @@ import time
 COMMAND_FILE = "aid2e_panda_command.json"
 STATUS_FILE = "aid2e_status.json"
 RESULT_FILE = "result.json"
+STDOUT_FILE = "stdout.txt"
+STDERR_FILE = "stderr.txt"
 METADATA_FILE = "userJobMetadata.json"
 #: Replaced by the job's directory in the command's argv and environment.
 JOBDIR = "@@AID2E_JOBDIR@@"
@@ -78,7 +81,7 @@ def _publish(here, status):
     except OSError:
         status.setdefault("error_note", NOT_REGULAR)
     metadata = {"aid2e": {"version": 1, "status": status, "result": result,
-                          "stderr_tail": _tail(os.path.join(here, "stderr.txt"))}}
+                          "stderr_tail": _tail(os.path.join(here, STDERR_FILE))}}
     _write_json(os.path.join(here, METADATA_FILE), metadata)
 
 
@@ -95,7 +98,7 @@ def main():
         except OSError:
             pass
     status = {"pid": os.getpid(), "started_at": time.time()}
-    with open(os.path.join(here, "stdout.txt"), "ab") as out, open(os.path.join(here, "stderr.txt"), "ab") as err:
+    with open(os.path.join(here, STDOUT_FILE), "ab") as out, open(os.path.join(here, STDERR_FILE), "ab") as err:
         try:
             child = subprocess.Popen(argv, cwd=here, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         except OSError as exc:

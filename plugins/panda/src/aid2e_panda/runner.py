@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import logging
+import math
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
 from aid2e.jobs import untrusted
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, Resources, ScriptJob
+from aid2e.units import duration_seconds, size_mb
 
 from . import auth, sandbox
 from .client import PandaAPI, PandaServerError, check_urls
@@ -155,8 +157,8 @@ class PanDARunner(Backend):
     task names, default the experiment's name), ``cloud``, ``queue`` (the PanDA site/queue),
     ``vo``, ``init_env`` (shell commands, or the path of a script, sourced on the node before
     the trial runs), ``source_dir`` (shipped as the sandbox; the job runs in its copy),
-    ``exclude_source_files`` (glob patterns), ``max_walltime`` (seconds), ``core_count``,
-    ``total_memory`` (MB) and ``config`` (a dict of :class:`PanDAConfig` fields).
+    ``exclude_source_files`` (glob patterns), ``max_walltime`` (seconds, or a duration like ``"10h"``), ``core_count``,
+    ``total_memory`` (MB, or a size like ``"4G"``) and ``config`` (a dict of :class:`PanDAConfig` fields).
     ``max_in_flight`` may be given here or in ``config``.
     The server and the credentials come from panda-client's environment variables
     (``PANDA_URL_SSL``, ``PANDA_URL``, ``PANDA_AUTH``, ...; see the plugin's README).
@@ -167,17 +169,19 @@ class PanDARunner(Backend):
 
     def __init__(self, name: str | None = None, cloud: str = "US", queue: str = "BNL_PanDA_1", vo: str = "wlcg",
                  init_env: str | None = None, source_dir: str | os.PathLike[str] | None = None,
-                 exclude_source_files: Sequence[str] = (), max_walltime: int = 36000, core_count: int = 1,
-                 total_memory: int = 4000, config: Mapping[str, Any] | PanDAConfig | None = None,
+                 exclude_source_files: Sequence[str] = (), max_walltime: int | str = 36000, core_count: int = 1,
+                 total_memory: int | str = 4000, config: Mapping[str, Any] | PanDAConfig | None = None,
                  max_in_flight: int | None = None) -> None:
         self.label = name
         for key, value in (("cloud", cloud), ("queue", queue), ("vo", vo)):
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"PanDARunner {key} must be a non-empty string, got {value!r}")
         self.cloud, self.queue, self.vo = cloud, queue, vo
-        self.max_walltime = _positive_int("max_walltime", max_walltime)
+        self.max_walltime = (_positive_int("max_walltime", max_walltime) if isinstance(max_walltime, int)
+                             else math.ceil(duration_seconds(max_walltime, what="PanDARunner max_walltime") or 0))
         self.core_count = _positive_int("core_count", core_count)
-        self.total_memory = _positive_int("total_memory", total_memory)
+        self.total_memory = (_positive_int("total_memory", total_memory) if isinstance(total_memory, int)
+                             else size_mb(total_memory, what="PanDARunner total_memory") or 0)
         if isinstance(exclude_source_files, str):
             exclude_source_files = (exclude_source_files,)
         self.exclude_source_files = tuple(str(p) for p in exclude_source_files)
@@ -236,7 +240,7 @@ class PanDARunner(Backend):
             grid, files = sandbox.grid_command(request.job, command["env"], workdir, self.source_dir,
                                                self.config.python)
         except (OSError, ValueError) as exc:
-            raise SubmitError(f"could not prepare the trial directory {request.workdir}: {exc}") from None
+            raise SubmitError(f"could not prepare the trial directory {request.workdir}: {exc}") from exc
         label = _clean(self.label or request.experiment)
         task_name = f"user.{self.nickname}.aid2e.{label}.t{request.trial_index}.{uuid.uuid4().hex[:12]}/"
         archive_name = f"sources.{uuid.uuid4()}.tar.gz"
@@ -248,13 +252,13 @@ class PanDARunner(Backend):
                               command=grid, files=files, init_env=self.init_env, init_env_file=self.init_env_file,
                               python=self.config.python)
             except OSError as exc:
-                raise SubmitError(f"could not pack the sandbox of {workdir}: {exc}") from None
+                raise SubmitError(f"could not pack the sandbox of {workdir}: {exc}") from exc
             try:
                 self.api.upload(str(archive))
                 params = self.task_params(task_name, archive_name, request.resources)
                 task_id = self.api.submit_task(params)
             except PandaServerError as exc:
-                raise SubmitError(str(exc)) from None
+                raise SubmitError(str(exc)) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("trial %d: PanDA task %d (%s)", request.trial_index, task_id, task_name)
@@ -278,7 +282,7 @@ class PanDARunner(Backend):
             memory = wanted.memory_mb() or self.total_memory
             walltime = wanted.walltime_seconds() or self.max_walltime
         except ValueError as exc:
-            raise SubmitError(f"config 'resources': {exc}") from None
+            raise SubmitError(f"config 'resources': {exc}") from exc
         site = wanted.queue or self.queue
         client = self.api.client
         match = re.search(r"(http.*://[^/]+)/", client.baseURLSSL)
@@ -434,7 +438,7 @@ class PanDARunner(Backend):
         try:
             message = self.api.kill_task(task_id)
         except PandaServerError as exc:
-            raise SubmitError(str(exc)) from None
+            raise SubmitError(str(exc)) from exc
         self._canceled.add(handle.native_id)
         log.info("killed PanDA task %d: %s", task_id, message)
 

@@ -38,16 +38,17 @@ from attrs import field, frozen
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.config import reject_unknown_keys
-from aid2e.errors import ConfigError, SubmitError
+from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
-from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, memory_bytes
+from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
+from aid2e.procs import pid_alive, start_time
+from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
+from aid2e.units import duration_seconds, format_duration, size_bytes
 
 from .executors import EXECUTORS, is_batch, make_executor
 
 log = logging.getLogger(__name__)
 
-CANCEL_MARKER = "aid2e_canceled.json"
-PRE_LAUNCH_FILE = "aid2e_pre_launch.sh"
 #: Seconds a job may be gone from the queue before its status file must be visible (NFS caches).
 STATUS_GRACE = 30.0
 #: A submission this recent (s) may still be in flight in an orphaned sbatch ...
@@ -149,32 +150,15 @@ def _structure_config(config: Mapping[str, Any] | None) -> PsijConfig:
 
 
 def parse_walltime(value: Any) -> timedelta | None:
-    """``"01:00:00"``, ``"2-00:00:00"``, ``"30:00"``, minutes as a number, or a timedelta."""
-    if value is None or isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return timedelta(minutes=value)
-    text = str(value).strip()
-    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
-    if match and (match.group(1) is None or match.group(2) is not None):
-        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if re.fullmatch(r"\d+", text) and int(text) > 0:
-        return timedelta(minutes=int(text))
-    raise ConfigError(f"time limit {value!r} is not HH:MM:SS, D-HH:MM:SS, MM:SS or minutes")
+    """A time limit: ``"01:00:00"``, ``"2-00:00:00"``, ``"30:00"``, ``"2h"``, minutes as a number, or a
+    timedelta (read by :func:`aid2e.units.duration_seconds`)."""
+    seconds = duration_seconds(value, what="time limit", numbers="minutes")
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def parse_memory(value: Any) -> int | None:
-    """Bytes from ``"4G"``, ``"512M"``, ``"4000"`` (MB, as sbatch reads it) or an int of bytes."""
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", str(value), flags=re.IGNORECASE)
-    if not match:
-        raise ConfigError(f"memory {value!r} is not a size like '4G', '512M' or '4000' (MB)")
-    number, unit = float(match.group(1)), (match.group(2) or "M").upper()
-    return int(number * 1024 ** {"K": 1, "M": 2, "G": 3, "T": 4}[unit])
+    """Bytes of a memory size (read by :func:`aid2e.units.size_bytes`: ``"4G"``, ``"1.5G"``, ``"4000"`` MB)."""
+    return size_bytes(value)
 
 
 class PsijRunner(Backend):
@@ -185,6 +169,8 @@ class PsijRunner(Backend):
     """
 
     name = "psij"
+    #: a SlurmRunner's jobs are PSI/J Slurm jobs too
+    follows = frozenset({"slurm"})
     kinds = frozenset({"script"})
     #: the queue is asked once per scheduler tick (monitoring_interval), not more often
     poll_interval = float("inf")
@@ -261,7 +247,7 @@ class PsijRunner(Backend):
         seconds = wanted.walltime_seconds()
         duration = timedelta(seconds=seconds) if seconds else (parse_walltime(options.pop("time", None))
                                                                or self.time_limit)
-        memory = memory_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
+        memory = size_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
         cpus = wanted.cpus if wanted.cpus != 1 else cpus
         nodes = int(options.pop("nodes", self.nodes))
@@ -302,22 +288,26 @@ class PsijRunner(Backend):
             raise SubmitError(f"the PSI/J backend runs script jobs, not {kind!r} jobs")
         try:
             workdir = script_kind.prepare_workdir(request)
-            (workdir / CANCEL_MARKER).unlink(missing_ok=True)
         except OSError as exc:
-            raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from None
+            raise SubmitError(f"cannot prepare trial directory {request.workdir}: {exc.strerror}") from exc
         job = Job(self._spec(request, workdir))
         try:
             self.executor.submit(job)
         except SubmitException as exc:
-            raise SubmitError(f"{self.executor_name} refused the job: {_one_line(exc)}") from None
+            raise SubmitError(f"{self.executor_name} refused the job: {message_line(exc)}") from exc
         except (OSError, subprocess.SubprocessError) as exc:
-            raise SubmitError(f"cannot submit to {self.executor_name}: {_one_line(exc)}") from None
+            raise SubmitError(f"cannot submit to {self.executor_name}: {message_line(exc)}") from exc
         native_id = str(job.native_id)
         with self._lock:
             self._jobs[native_id] = job
         log.debug("trial %d submitted as %s job %s", request.trial_index, self.executor_name, native_id)
+        extra: dict[str, Any] = {"kind": "script", "executor": self.executor_name, "psij_id": str(job.id)}
+        if not is_batch(self.executor) and native_id.isdigit():  # a local process: its pid, and when it started
+            started = start_time(int(native_id))
+            if started is not None:
+                extra["start_time"] = started
         return JobHandle(backend=self.name, native_id=native_id, workdir=str(workdir), submitted_at=time.time(),
-                         extra={"kind": "script", "executor": self.executor_name, "psij_id": str(job.id)})
+                         extra=extra)
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
         """A batch job submitted for ``request`` by a controller that died before saving its
@@ -371,14 +361,14 @@ class PsijRunner(Backend):
         if is_batch(self.executor):
             queue = self._query_queue([h.native_id for h in handles])
         else:
-            queue = {h.native_id: self._local_state(h.native_id) for h in handles}
+            queue = {h.native_id: self._local_state(h) for h in handles}
         states = {}
         now = time.monotonic()
         for handle in handles:
             try:
                 states[handle.native_id] = self._state_of(handle, queue, now)
             except Exception as exc:  # noqa: BLE001 - one trial's files must not hide the others
-                log.warning("cannot poll %s job %s: %s", self.executor_name, handle.native_id, _one_line(exc))
+                log.warning("cannot poll %s job %s: %s", self.executor_name, handle.native_id, message_line(exc))
                 states[handle.native_id] = JobState.FAILED
         return states
 
@@ -397,16 +387,18 @@ class PsijRunner(Backend):
         try:
             statuses = executor.parse_status_output(exit_code, out)
         except Exception as exc:  # noqa: BLE001 - a bad answer must not fail every trial
-            log.warning("%s status output not understood: %s", self.executor_name, _one_line(exc))
+            log.warning("%s status output not understood: %s", self.executor_name, message_line(exc))
             return None
         return {nid: _Seen(self._map_state(s.state), s.message or "",
                            str((s.metadata or {}).get("native_state", "")))
                 for nid, s in statuses.items()}
 
-    def _local_state(self, native_id: str) -> _Seen | None:
-        job = self._jobs.get(native_id)
+    def _local_state(self, handle: JobHandle) -> _Seen | None:
+        """How a local executor's job is doing; a process an earlier controller started is
+        followed by its pid and start time (None: it is gone, the trial directory says how)."""
+        job = self._jobs.get(handle.native_id)
         if job is None:
-            return None if _pid_alive(native_id) else _Seen(JobState.COMPLETED)
+            return _Seen(JobState.ACTIVE) if _process_alive(handle) else None
         return _Seen(self._map_state(job.status.state), job.status.message or "")
 
     @staticmethod
@@ -457,7 +449,7 @@ class PsijRunner(Backend):
             result = self._result(handle)
         except Exception as exc:  # noqa: BLE001 - never raise for one job: it fails, the others go on
             result = JobResult(state=JobState.FAILED, message=f"cannot read the result of {self.executor_name} "
-                                                              f"job {handle.native_id}: {_one_line(exc)}")
+                                                              f"job {handle.native_id}: {message_line(exc)}")
         self._results[handle.native_id] = result
         self._untidy[handle.native_id] = handle
         self._tidy()
@@ -596,7 +588,7 @@ class PsijRunner(Backend):
             if job is None:
                 if is_batch(self.executor):
                     self.executor._run_command(self.executor.get_cancel_command(handle.native_id))
-                else:
+                elif _process_alive(handle):  # never signal a process that got the job's pid later
                     os.killpg(int(handle.native_id), 15)
             else:
                 self.executor.cancel(job)
@@ -628,9 +620,13 @@ class PsijRunner(Backend):
 
 class SlurmRunner(PsijRunner):
     """The older scheduler's Slurm runner: ``SlurmRunner(partition, time_limit, memory, cpus_per_task,
-    config={"modules": [...], "sbatch_options": {...}})``, a :class:`PsijRunner` on executor ``slurm``."""
+    config={"modules": [...], "sbatch_options": {...}})``, a :class:`PsijRunner` on executor ``slurm``.
 
-    name = "psij"
+    Registered, and naming its handles, as ``"slurm"``; campaigns saved before it had its own
+    name carry ``"psij"`` handles, which it follows (``follows``)."""
+
+    name = "slurm"
+    follows = frozenset({"psij"})
 
     def __init__(self, partition: str | None = None, time_limit: Any = None, memory: Any = None,
                  cpus_per_task: int = 1, config: Mapping[str, Any] | None = None, *,
@@ -643,12 +639,7 @@ class SlurmRunner(PsijRunner):
 
 
 def _format_walltime(value: timedelta | None) -> str | None:
-    if value is None:
-        return None
-    total = int(value.total_seconds())
-    days, rest = divmod(total, 86400)
-    text = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    return f"{days}-{text}" if days else text
+    return None if value is None else format_duration(value.total_seconds())
 
 
 def _job_name(name: str) -> str:
@@ -656,16 +647,8 @@ def _job_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:64]
 
 
-def _pid_alive(native_id: str) -> bool:
-    try:
-        os.kill(int(native_id), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+def _process_alive(handle: JobHandle) -> bool:
+    """Whether a local executor's job process (pid = native id) still runs: the same process,
+    not a later one that got its pid (the handle records its start time)."""
+    started = handle.extra.get("start_time")
+    return pid_alive(handle.native_id, started if isinstance(started, int) and not isinstance(started, bool) else None)
