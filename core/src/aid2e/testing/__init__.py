@@ -2,6 +2,8 @@
 
 * :class:`BackendConformance` (``aid2e.testing.conformance``): the suite every backend runs.
   Subclass it in your plugin's tests and provide a ``backend`` fixture.
+* :class:`SimulatedBackend` and :class:`SimulatedClock` (``aid2e.testing.simulator``): a backend
+  whose jobs follow a plan on a simulated clock, to test loops and policies in milliseconds.
 * ``aid2e.testing.fixtures``: pytest fixtures, e.g. ``plugin_manager`` and ``register_plugin``
   (register a plugin in-process for one test and unregister it after).
 """
@@ -9,5 +11,6 @@
 from __future__ import annotations
 
 from .conformance import BackendConformance
+from .simulator import SimulatedBackend, SimulatedClock, SimulatedCluster, SimulatedJob
 
-__all__ = ["BackendConformance"]
+__all__ = ["BackendConformance", "SimulatedBackend", "SimulatedClock", "SimulatedCluster", "SimulatedJob"]

@@ -1,0 +1,80 @@
+"""The simulated backend and clock of aid2e.testing: what the loop tests rely on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from aid2e import serialize
+from aid2e.errors import SubmitError
+from aid2e.testing import SimulatedBackend, SimulatedClock, SimulatedCluster, SimulatedJob
+from aid2e.types import FunctionJob, JobHandle, JobRequest, JobState
+
+
+def request(index: int, token: str = "") -> JobRequest:
+    return JobRequest(experiment="e", trial_index=index, parameters={"x": index}, job=FunctionJob(function=print),
+                      workdir=f"/nowhere/trial_{index}", token=token or f"t{index}")
+
+
+def test_the_clock_moves_only_forward_and_only_when_told():
+    clock = SimulatedClock(start=100.0)
+    assert (clock.time(), clock.monotonic()) == (100.0, 0.0)
+    clock.sleep(5)
+    clock.advance(2.5)
+    assert (clock.time(), clock.monotonic()) == (107.5, 7.5)
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+
+
+def test_jobs_queue_run_and_end_on_the_clock():
+    backend = SimulatedBackend(plan=lambda r: SimulatedJob(queue=10, run=20, metrics={"m": (1.0, 0.1)}))
+    handle = backend.submit(request(0))
+    assert backend.poll([handle]) == {"1": JobState.QUEUED}
+    assert backend.wait([handle], 5) is False and backend.clock.monotonic() == 5
+    backend.clock.advance(5)
+    assert backend.poll([handle]) == {"1": JobState.ACTIVE}
+    assert backend.wait([handle], 3600) is True and backend.clock.monotonic() == 30  # jumped to the end
+    assert backend.poll([handle]) == {"1": JobState.COMPLETED}
+    result = backend.result(handle)
+    assert result.metrics["m"].mean == 1.0 and result.metrics["m"].sem == 0.1
+    backend.cancel(handle)  # after its end: nothing changes
+    assert backend.poll([handle]) == {"1": JobState.COMPLETED} and backend.result(handle) == result
+
+
+def test_cancel_a_running_job_and_a_job_that_never_ends():
+    backend = SimulatedBackend(plan=lambda r: SimulatedJob(run=math.inf))
+    handle = backend.submit(request(0))
+    assert backend.wait([handle], 100) is False
+    backend.cancel(handle)
+    assert backend.poll([handle]) == {"1": JobState.CANCELED}
+    assert backend.result(handle).state is JobState.CANCELED
+
+
+def test_faults_refused_submissions_failing_polls_vanished_jobs():
+    cluster = SimulatedCluster()
+    backend = SimulatedBackend(cluster=cluster, plan=lambda r: SimulatedJob(run=1, vanish=r.trial_index == 1))
+    cluster.fail_submissions = 1
+    with pytest.raises(SubmitError):
+        backend.submit(request(0))
+    handles = [backend.submit(request(0)), backend.submit(request(1))]
+    cluster.fail_polls = 1
+    with pytest.raises(RuntimeError):
+        backend.poll(handles)
+    backend.clock.advance(1)
+    assert backend.poll(handles) == {"1": JobState.COMPLETED, "2": JobState.FAILED}
+    assert backend.result(handles[1]).retryable
+    assert cluster.refused == [0] and cluster.submitted_trials() == [0, 1]
+
+
+def test_a_second_backend_on_the_cluster_follows_and_adopts_the_first_ones_jobs():
+    cluster = SimulatedCluster()
+    first = SimulatedBackend(cluster=cluster, plan=lambda r: SimulatedJob(run=10, metrics={"m": 2}))
+    handle = first.submit(request(0, token="abc"))
+    again = serialize.from_json(serialize.to_json(handle), JobHandle)
+    second = SimulatedBackend(cluster=cluster)
+    assert second.adopt(request(0, token="abc")) == handle
+    assert second.adopt(request(0, token="other")) is None
+    cluster.clock.advance(10)
+    assert second.poll([again]) == {"1": JobState.COMPLETED}
+    assert second.result(again).metrics["m"].mean == 2
