@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NewType
 
-from attrs import asdict, fields, frozen
+from attrs import asdict, field, frozen
 
 from .errors import ConfigError
+from .structure import (
+    PathText,
+    at_least,
+    between,
+    converter,
+    non_negative_int,
+    positive_int,
+    reject_unknown_keys,
+    structure,
+)
 from .units import duration_seconds, size_bytes
+
+#: config 'resources': a dict of :class:`aid2e.types.Resources` fields, checked field by field
+#: and kept as a plain dict (saved with the state).
+ResourcesDict = NewType("ResourcesDict", dict)
 
 
 @frozen(kw_only=True)
@@ -38,51 +51,22 @@ class SchedulerConfig:
       over a saved one.
     """
 
-    monitoring_interval: float = 10.0
-    job_output_dir: str = "./aid2e_jobs"
+    monitoring_interval: float = field(default=10.0, validator=at_least(0.0))
+    job_output_dir: PathText = PathText("./aid2e_jobs")
     synchronous: bool = False
     cleanup_after_completion: bool = False
-    max_parallel_trials: int | None = None
-    tolerated_failure_rate: float = 0.5
-    snapshot_interval: float = 30.0
-    max_retries: int = 0
-    trial_timeout: float | None = None
-    resources: dict[str, Any] | None = None
+    max_parallel_trials: int | None = field(default=None, validator=positive_int)
+    tolerated_failure_rate: float = field(default=0.5, validator=between(0.0, 1.0))
+    snapshot_interval: float = field(default=30.0, validator=at_least(0.0))
+    max_retries: int = field(default=0, validator=non_negative_int)
+    trial_timeout: float | None = field(default=None, validator=at_least(0.001))
+    resources: ResourcesDict | None = None
     load_if_exists: bool = False
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> SchedulerConfig:
-        if config is None:
-            return cls()
-        if isinstance(config, SchedulerConfig):
-            return config
-        if not isinstance(config, Mapping):
-            raise ConfigError(f"config must be a dict, got {type(config).__name__}")
-        reject_unknown_keys(config, [f.name for f in fields(cls)], "config")
-        values = dict(config)
-        _number(values, "monitoring_interval", minimum=0.0)
-        _number(values, "tolerated_failure_rate", minimum=0.0, maximum=1.0)
-        _number(values, "snapshot_interval", minimum=0.0)
-        for key in ("synchronous", "cleanup_after_completion", "load_if_exists"):
-            if key in values and not isinstance(values[key], bool):
-                raise ConfigError(f"config {key!r} must be true or false, got {values[key]!r}")
-        if "job_output_dir" in values:
-            if not isinstance(values["job_output_dir"], (str, bytes)) and not hasattr(
-                values["job_output_dir"], "__fspath__"
-            ):
-                raise ConfigError(f"config 'job_output_dir' must be a path, got {values['job_output_dir']!r}")
-            values["job_output_dir"] = str(values["job_output_dir"])
-        retries = values.get("max_retries", 0)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigError(f"config 'max_retries' must be a non-negative integer, got {retries!r}")
-        if values.get("trial_timeout") is not None:
-            _number(values, "trial_timeout", minimum=0.001)
-        limit = values.get("max_parallel_trials")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise ConfigError(f"config 'max_parallel_trials' must be a positive integer, got {limit!r}")
-        if values.get("resources") is not None:
-            values["resources"] = _resources(values["resources"])
-        return cls(**values)
+        """The config from ``AxScheduler(..., config={...})`` (see :func:`aid2e.structure.structure`)."""
+        return structure(cls, config, what="config")
 
     def trial_resources(self) -> Any:
         """The :class:`aid2e.types.Resources` every trial's job asks for."""
@@ -94,30 +78,7 @@ class SchedulerConfig:
         return asdict(self)
 
 
-def reject_unknown_keys(config: Mapping[str, Any], valid: Iterable[str], what: str) -> None:
-    """Raise a one-line ConfigError naming the first unknown key of ``config`` and the valid ones
-    (for the scheduler's config and for backends' ``config`` dicts alike)."""
-    valid = sorted(valid)
-    unknown = sorted(str(k) for k in config if k not in valid)
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown {what} key {unknown[0]!r}; valid keys: {', '.join(valid)}{hint}")
-
-
-def _number(values: dict[str, Any], key: str, *, minimum: float, maximum: float | None = None) -> None:
-    if key not in values:
-        return
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"config {key!r} must be a number, got {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"config {key!r} must be {bound}, got {value!r}")
-    values[key] = float(value)
-
-
-def _resources(value: Any) -> dict[str, Any]:
+def _resources(value: Any, _type: Any = None) -> dict[str, Any]:
     """Check config 'resources' field by field; returns a plain dict (saved with the state)."""
     from attrs import fields as attrs_fields
 
@@ -155,3 +116,8 @@ def _resources(value: Any) -> dict[str, Any]:
     checked["extra"] = dict(extra)
     Resources(**checked)  # the record accepts it
     return checked
+
+
+converter.register_structure_hook(ResourcesDict, _resources)
+
+__all__ = ["SchedulerConfig", "reject_unknown_keys"]

@@ -40,13 +40,13 @@ from attrs import frozen
 
 from aid2e import atomic
 from aid2e.backend import Backend
-from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
 from aid2e.procs import pid_alive, start_time
+from aid2e.structure import structure
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
 
 log = logging.getLogger(__name__)
@@ -86,25 +86,15 @@ def _shutdown(executor: Any, pool: str, *, wait: bool = False, kill: bool = True
 
 
 def _structure_config(config: Mapping[str, Any] | JobLibConfig | None) -> JobLibConfig:
-    if config is None:
-        return JobLibConfig()
-    if isinstance(config, JobLibConfig):
-        return config
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"joblib config must be a dict, got {type(config).__name__}")
-    reject_unknown_keys(config, [a.name for a in attrs.fields(JobLibConfig)], "joblib config")
-    for key, value in config.items():
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"joblib config {key!r} must be a string, got {type(value).__name__}")
-    values = dict(config)
-    if values.get("tmp_dir"):
-        tmp_dir = Path(values["tmp_dir"]).expanduser().resolve()
-        try:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from exc
-        values["tmp_dir"] = str(tmp_dir)
-    return JobLibConfig(**values)
+    checked = structure(JobLibConfig, config, what="joblib config")
+    if not checked.tmp_dir:
+        return checked
+    tmp_dir = Path(checked.tmp_dir).expanduser().resolve()
+    try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"joblib config 'tmp_dir': cannot create {tmp_dir}: {exc.strerror}") from exc
+    return attrs.evolve(checked, tmp_dir=str(tmp_dir))
 
 
 def _pool_of(pool: str | None, backend: str | None) -> str:

@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from attrs import frozen
+from attrs import field, frozen
 
 from aid2e import atomic
 from aid2e.backend import Backend
-from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError
 from aid2e.jobs import script as script_kind
 from aid2e.jobs import untrusted
+from aid2e.structure import at_least, check, positive_int, structure
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, Resources, ScriptJob
 from aid2e.units import duration_seconds, size_mb
 
@@ -64,6 +64,9 @@ SINCE_MARGIN = 86400.0
 MAX_METADATA = 256 * 1024
 
 
+_non_empty = check("a non-empty string", lambda v: bool(v.strip()))
+
+
 @frozen(kw_only=True)
 class PanDAConfig:
     """Options of the PanDA backend (the ``config`` dict of :class:`PanDARunner`).
@@ -80,51 +83,24 @@ class PanDAConfig:
     * ``verbose``: panda-client's verbose output (it never prints the token).
     """
 
-    max_in_flight: int = 100
-    poll_interval: float = 10.0
-    attempts: int = 4
-    backoff: float = 2.0
-    max_backoff: float = 60.0
-    python: str = "python3"
-    nickname: str | None = None
-    max_attempt: int = 1
-    min_credential_validity: float = auth.DEFAULT_MIN_VALIDITY
+    max_in_flight: int = field(default=100, validator=positive_int)
+    poll_interval: float = field(default=10.0, validator=at_least(0.0))
+    attempts: int = field(default=4, validator=positive_int)
+    backoff: float = field(default=2.0, validator=at_least(0.0))
+    max_backoff: float = field(default=60.0, validator=at_least(0.0))
+    python: str = field(default="python3", validator=_non_empty)
+    nickname: str | None = field(default=None, validator=_non_empty)
+    max_attempt: int = field(default=1, validator=positive_int)
+    min_credential_validity: float = field(default=auth.DEFAULT_MIN_VALIDITY, validator=at_least(0.0))
     verbose: bool = False
 
 
-_INT_KEYS = ("max_in_flight", "attempts", "max_attempt")
-_FLOAT_KEYS = ("poll_interval", "backoff", "max_backoff", "min_credential_validity")
-
-
 def _structure_config(config: Mapping[str, Any] | PanDAConfig | None, max_in_flight: int | None) -> PanDAConfig:
-    if config is None:
-        config = {}
-    if isinstance(config, PanDAConfig):
-        values = attrs.asdict(config)
-    elif isinstance(config, Mapping):
-        reject_unknown_keys(config, [a.name for a in attrs.fields(PanDAConfig)], "panda config")
-        values = dict(config)
-    else:
-        raise ConfigError(f"panda config must be a dict, got {type(config).__name__}")
+    checked = structure(PanDAConfig, config, what="panda config")
     if max_in_flight is not None:
-        values["max_in_flight"] = max_in_flight
-    for key in _INT_KEYS:
-        if key in values:
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"panda config {key!r} must be a positive integer, got {value!r}")
-    for key in _FLOAT_KEYS:
-        if key in values:
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"panda config {key!r} must be a number >= 0, got {value!r}")
-            values[key] = float(value)
-    for key in ("python", "nickname"):
-        if values.get(key) is not None and (not isinstance(values[key], str) or not values[key].strip()):
-            raise ConfigError(f"panda config {key!r} must be a non-empty string, got {values[key]!r}")
-    if "verbose" in values and not isinstance(values["verbose"], bool):
-        raise ConfigError(f"panda config 'verbose' must be true or false, got {values['verbose']!r}")
-    return PanDAConfig(**values)
+        checked = structure(PanDAConfig, {**attrs.asdict(checked), "max_in_flight": max_in_flight},
+                            what="PanDARunner")
+    return checked
 
 
 def _positive_int(name: str, value: Any) -> int:

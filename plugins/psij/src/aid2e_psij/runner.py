@@ -30,18 +30,18 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NewType
 
 import attrs
 from attrs import field, frozen
 
 from aid2e import atomic
 from aid2e.backend import Backend
-from aid2e.config import reject_unknown_keys
 from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
 from aid2e.procs import pid_alive, start_time
+from aid2e.structure import Invalid, converter, positive_int, structure
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
 
@@ -98,6 +98,38 @@ class _Seen(NamedTuple):
     native: str = ""  # the batch system's own state code (Slurm: "R", "NF", "TO", ...)
 
 
+#: ``modules``: a list of ``module load`` names (one string is refused: it would be read letter by letter).
+ModuleNames = NewType("ModuleNames", tuple)
+#: ``sbatch_options`` and ``env``: text to text (numbers are written as text).
+TextMap = NewType("TextMap", dict)
+
+
+def _module_names(value: Any, _type: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+            isinstance(m, str) and m.strip() for m in value):
+        raise Invalid("a list of module names", value)
+    return tuple(value)
+
+
+def _text_map(value: Any, _type: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise Invalid("a dict", value)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _batch_options(_instance: Any, _attribute: Any, options: Mapping[str, str]) -> None:
+    for option in options:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", option):
+            raise ConfigError(f"sbatch option {option!r} is not an option name (like 'mail-type')")
+        if option in ("requeue", "no-requeue"):
+            raise ConfigError(f"sbatch option {option!r} is not allowed: aid2e submits jobs with --no-requeue "
+                              "and runs a trial again itself after a node failure (config 'max_retries')")
+
+
+converter.register_structure_hook(ModuleNames, _module_names)
+converter.register_structure_hook(TextMap, _text_map)
+
+
 @frozen(kw_only=True)
 class PsijConfig:
     """The ``config`` dict of :class:`PsijRunner` / :class:`SlurmRunner`.
@@ -112,41 +144,20 @@ class PsijConfig:
     * ``status_grace``: seconds to wait for a finished job's status file to appear.
     """
 
-    modules: tuple[str, ...] = field(default=(), converter=tuple)
-    sbatch_options: dict[str, str] = field(factory=dict)
-    env: dict[str, str] = field(factory=dict)
-    max_in_flight: int = 32
+    modules: ModuleNames = field(default=(), converter=tuple)
+    sbatch_options: TextMap = field(factory=dict, validator=_batch_options)
+    env: TextMap = field(factory=dict)
+    max_in_flight: int = field(default=32, validator=positive_int)
     python: str = field(default=sys.executable)
     work_directory: str = field(default=str(Path("~/.aid2e/psij").expanduser()))
     status_grace: float = STATUS_GRACE
 
 
 def _structure_config(config: Mapping[str, Any] | None) -> PsijConfig:
-    if config is None:
-        return PsijConfig()
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"PSI/J runner config must be a dict, got {type(config).__name__}")
-    values = dict(config)
-    if "batch_options" in values:
+    values = dict(config) if isinstance(config, Mapping) else config
+    if isinstance(values, dict) and "batch_options" in values:
         values.setdefault("sbatch_options", values.pop("batch_options"))
-    reject_unknown_keys(values, [a.name for a in attrs.fields(PsijConfig)], "PSI/J runner config")
-    modules = values.get("modules", ())
-    if isinstance(modules, str) or not all(isinstance(m, str) and m.strip() for m in modules):
-        raise ConfigError(f"config 'modules' must be a list of module names, got {modules!r}")
-    for key in ("sbatch_options", "env"):
-        if not isinstance(values.get(key, {}), Mapping):
-            raise ConfigError(f"config {key!r} must be a dict, got {values[key]!r}")
-        values[key] = {str(k): str(v) for k, v in values.get(key, {}).items()}
-    for option in values.get("sbatch_options", {}):
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", option):
-            raise ConfigError(f"sbatch option {option!r} is not an option name (like 'mail-type')")
-        if option in ("requeue", "no-requeue"):
-            raise ConfigError(f"sbatch option {option!r} is not allowed: aid2e submits jobs with --no-requeue "
-                              "and runs a trial again itself after a node failure (config 'max_retries')")
-    limit = values.get("max_in_flight", 32)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigError(f"config 'max_in_flight' must be a positive integer, got {limit!r}")
-    return PsijConfig(**values)
+    return structure(PsijConfig, values, what="PSI/J runner config")
 
 
 def parse_walltime(value: Any) -> timedelta | None:
