@@ -184,3 +184,45 @@ def test_trial_timeout_kills_a_hung_function_and_the_queued_trial_runs_on_a_new_
         assert "exceeded trial_timeout=2 s and was canceled" in trials[0].status_reason
         assert trials[1].status.name == "COMPLETED", trials[1].status_reason
         assert not still_running([hung_worker], 10), "the timed-out trial's worker still runs"
+
+
+def test_penalty_completes_failed_trials_with_its_values(make_ax_client, threads, config, tmp_path):
+    """config 'penalty': a trial whose job fails completes with the penalty (the model learns to
+    avoid the region), its record says it was penalized and why; infeasible ones stay abandoned."""
+    body = """
+        import json, os, sys
+        p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+        if os.environ["AID2E_TRIAL_INDEX"] == "1":
+            sys.exit("overlapping volumes")
+        if os.environ["AID2E_TRIAL_INDEX"] == "2":
+            json.dump({"infeasible": "no room"}, open(os.environ["AID2E_RESULT_FILE"], "w")); sys.exit(0)
+        json.dump({"objective": p["x"]}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+    """
+    scheduler = aid2e.AxScheduler(make_ax_client("penalty"), threads, {**config, "penalty": {"objective": 10.0}})
+    scheduler.set_script_objective(str(script(tmp_path, body)))
+    scheduler.run_optimization(max_trials=3)
+    trials = scheduler.experiment.trials
+    assert [trials[i].status.name for i in range(3)] == ["COMPLETED", "COMPLETED", "ABANDONED"]
+    record = scheduler.trials[1]
+    assert record.status == "COMPLETED" and record.metrics["objective"].mean == 10.0
+    assert record.message.startswith("penalized: ") and "overlapping volumes" in record.message
+    means = {int(r.trial_index): r["mean"] for _, r in scheduler.experiment.lookup_data().df.iterrows()}
+    assert means[1] == 10.0 and means[0] == trials[0].arm.parameters["x"]
+
+
+@pytest.mark.parametrize("penalty, message", [
+    ({"cost": 1.0}, "config 'penalty' lacks objective(s) 'objective'"),
+    ({"objective": 1.0, "cost": 2.0}, "config 'penalty' names metric(s) 'cost' the experiment does not have"),
+    ({"objective": "high"}, "config 'penalty' 'objective' must be a finite number or [mean, sem]"),
+    ({"objective": [1.0, -1.0]}, "config 'penalty' 'objective' must be a finite number or [mean, sem]"),
+    ([], "config 'penalty' must be a dict of objective -> value"),
+])
+def test_a_bad_penalty_is_one_line(make_ax_client, threads, config, penalty, message):
+    def objective(x, y):
+        return {"objective": x}
+
+    with pytest.raises(aid2e.ConfigError) as info:
+        scheduler = aid2e.AxScheduler(make_ax_client("bad_penalty"), threads, {**config, "penalty": penalty})
+        scheduler.set_objective_function(objective)
+        scheduler.run_optimization(max_trials=1)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)

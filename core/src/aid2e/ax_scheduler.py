@@ -318,7 +318,8 @@ class AxScheduler:
         return TrialLoop(
             backend=self.runner, book=self.book, ax=ax, job=self._job, facts=self._facts_now(),
             request_for=self._request, save=self._save_state,
-            policy=Policy(max_retries=self.config.max_retries, trial_timeout=self.config.trial_timeout),
+            policy=Policy(max_retries=self.config.max_retries, trial_timeout=self.config.trial_timeout,
+                          penalty=self.config.penalty_values()),
             capacity=self.capacity, monitoring_interval=self.config.monitoring_interval,
             tolerated_failure_rate=self.config.tolerated_failure_rate, experiment_dir=self.experiment_dir,
             trial_dir=self.trial_dir, campaign_id=self._campaign_id,
@@ -337,6 +338,7 @@ class AxScheduler:
                 bridge.lift_parallelism(self.capacity)
             self._check_runner_follows(self.runner)
             self._facts = ExperimentFacts.of(bridge)
+            self._check_penalty(self._facts)
             self._progress = Progress(total)
             self._owner = AxOwner(bridge)
             self._loop = self._make_loop(self._owner)
@@ -433,6 +435,19 @@ class AxScheduler:
                 f"trial(s) {', '.join(map(str, foreign))} are still running as {'/'.join(backends)} jobs, which "
                 f"{type(runner).__name__} cannot follow: resume with the runner they run on (AxScheduler.resume"
                 "(path) rebuilds the saved one; aid2e resume does so too) and switch runners once they have ended")
+
+    def _check_penalty(self, facts: ExperimentFacts) -> None:
+        """config ``penalty`` gives every objective a value and names only metrics Ax knows."""
+        penalty = self.config.penalty
+        if penalty is None:
+            return
+        missing = [m for m in facts.objective_names if m not in penalty]
+        unknown = sorted(set(penalty) - facts.metric_names)
+        if missing or unknown:
+            what = (f"lacks objective(s) {', '.join(map(repr, missing))}" if missing
+                    else f"names metric(s) {', '.join(map(repr, unknown))} the experiment does not have")
+            raise ConfigError(f"config 'penalty' {what}: give a value for each of "
+                              f"{', '.join(map(repr, facts.objective_names))}")
 
     # ------------------------------------------------------------ failures and answers
     def _failure_rate_exceeded(self) -> bool:

@@ -23,6 +23,8 @@ from .units import duration_seconds, size_bytes
 #: config 'resources': a dict of :class:`aid2e.types.Resources` fields, checked field by field
 #: and kept as a plain dict (saved with the state).
 ResourcesDict = NewType("ResourcesDict", dict)
+#: config 'penalty': metric name -> a number or [mean, sem], kept as plain JSON.
+PenaltyDict = NewType("PenaltyDict", dict)
 
 
 @frozen(kw_only=True)
@@ -45,6 +47,10 @@ class SchedulerConfig:
       "walltime": "02:00:00"}`` (fields of :class:`aid2e.types.Resources`); backends and the
       container engines map what they understand (Slurm ``--cpus-per-task``/``--mem``,
       ``podman run --cpus/--memory``).
+    * ``penalty``: ``{objective: value}`` (a value may be ``[mean, sem]``): a trial whose job
+      fails completes with these values instead of failing (it is recorded as penalized, with
+      the failure's reason), so the model learns to avoid the region; every objective needs one.
+      Infeasible designs are abandoned, not penalized; retries come first;
     * ``load_if_exists``: when the campaign directory already holds this experiment's saved
       state, continue it (its trials, its Ax experiment) instead of refusing to start; like
       Optuna's ``create_study(load_if_exists=True)``. Without it a new campaign never writes
@@ -61,6 +67,7 @@ class SchedulerConfig:
     max_retries: int = field(default=0, validator=non_negative_int)
     trial_timeout: float | None = field(default=None, validator=at_least(0.001))
     resources: ResourcesDict | None = None
+    penalty: PenaltyDict | None = None
     load_if_exists: bool = False
 
     @classmethod
@@ -73,6 +80,15 @@ class SchedulerConfig:
         from .types import Resources
 
         return Resources(**(self.resources or {}))
+
+    def penalty_values(self) -> dict[str, Any] | None:
+        """config ``penalty`` as :class:`aid2e.types.Measurement` s (None: failed trials fail)."""
+        from .types import Measurement
+
+        if self.penalty is None:
+            return None
+        return {name: Measurement(mean=value[0], sem=value[1]) if isinstance(value, list) else Measurement(mean=value)
+                for name, value in self.penalty.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +134,30 @@ def _resources(value: Any, _type: Any = None) -> dict[str, Any]:
     return checked
 
 
+def _penalty(value: Any, _type: Any = None) -> dict[str, Any]:
+    """Check config 'penalty': ``{metric: number or [mean, sem]}``, finite numbers, sem >= 0."""
+    import math
+
+    def number(x: Any) -> bool:
+        return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError("config 'penalty' must be a dict of objective -> value, like {'loss': 100.0}, "
+                          f"got {value!r}")
+    checked: dict[str, Any] = {}
+    for name, given in value.items():
+        pair = list(given) if isinstance(given, (list, tuple)) else None
+        if number(given):
+            checked[str(name)] = float(given)
+        elif pair is not None and len(pair) == 2 and number(pair[0]) and number(pair[1]) and pair[1] >= 0:
+            checked[str(name)] = [float(pair[0]), float(pair[1])]
+        else:
+            raise ConfigError(f"config 'penalty' {name!r} must be a finite number or [mean, sem] with sem >= 0, "
+                              f"got {given!r}")
+    return checked
+
+
 converter.register_structure_hook(ResourcesDict, _resources)
+converter.register_structure_hook(PenaltyDict, _penalty)
 
 __all__ = ["SchedulerConfig", "reject_unknown_keys"]
