@@ -143,6 +143,9 @@ class BackendConformance:
     job_timeout: float = 60.0
     #: Seconds a canceled job may take to poll as CANCELED.
     cancel_timeout: float = 10.0
+    #: The backend finds a job submitted for a request again (``adopt``); False: ``adopt`` may only
+    #: say it cannot (None), and the scheduler submits such a trial again after a crash.
+    can_adopt: bool = True
 
     # ------------------------------------------------------------ how to build the backend
     def make_backend(self) -> Backend | None:
@@ -460,6 +463,80 @@ class BackendConformance:
         ended_at = float((Path(request.workdir) / "ended_at.txt").read_text())
         assert seen_at - ended_at < 1.0, f"wait() noticed the end {seen_at - ended_at:.2f}s late"
         assert backend.result(handle).state is JobState.COMPLETED
+
+    # ------------------------------------------------------------ following jobs again
+    def _reader(self) -> Backend | None:
+        """A second, started backend instance (a restarted controller) if ``make_backend`` builds one."""
+        other = self.make_backend()
+        if other is not None:
+            other.start()
+        return other
+
+    @pytest.mark.timeout(240)
+    def test_a_handle_round_trips_through_json_and_a_new_backend_follows_it(self, backend: Backend,
+                                                                            tmp_path: Path) -> None:
+        """What a restarted controller does: the handle saved as JSON, read back, polled and read
+        by a new backend instance to the same result."""
+        from .. import serialize
+
+        path = self.write_script(tmp_path, "round_trip", 'time.sleep(0.5)\nwrite_result({"objective": params["x"]})\n')
+        handle = backend.submit(self.make_request(tmp_path, 0, path))
+        text = json.dumps(serialize.to_json(handle))
+        again = serialize.from_json(json.loads(text), JobHandle)
+        assert again == handle, "a handle must survive its JSON round trip unchanged"
+        other = self._reader()
+        reader = other if other is not None else backend
+        try:
+            states = self.wait_final(reader, [again])
+            result = reader.result(again)
+            assert states[again.native_id] is JobState.COMPLETED, result.message
+            assert result.metrics == {"objective": Measurement(mean=1.25)}
+            assert backend.result(handle).metrics == result.metrics
+        finally:
+            if other is not None:
+                other.close()
+
+    @pytest.mark.timeout(240)
+    def test_adopt_finds_the_job_of_its_attempt_and_nothing_else(self, backend: Backend, tmp_path: Path) -> None:
+        """A controller that died between submitting a job and saving its handle: ``adopt`` finds
+        the job by the attempt's token (and its result); a request never submitted, or another
+        attempt's token in the same trial directory, finds nothing (the trial is submitted then)."""
+        import attrs
+
+        path = self.write_script(tmp_path, "adopted", 'time.sleep(0.5)\nwrite_result({"objective": params["x"] + 1})\n')
+        request = attrs.evolve(self.make_request(tmp_path, 0, path), token="conformance-attempt-1")
+        never = attrs.evolve(self.make_request(tmp_path, 1, path), token="conformance-never-submitted")
+        assert backend.adopt(never) is None, "adopt() found a job for a request that was never submitted"
+        handle = backend.submit(request)
+        adopted = backend.adopt(request)
+        if not self.can_adopt:
+            assert adopted is None or adopted.native_id == handle.native_id
+            self.wait_final(backend, [handle])
+            return
+        assert adopted is not None, "adopt() did not find the job submitted for this request"
+        states = self.wait_final(backend, [adopted])
+        result = backend.result(adopted)
+        assert states[adopted.native_id] is JobState.COMPLETED, result.message
+        assert result.metrics == {"objective": Measurement(mean=2.25)}
+        # the same directory under a new attempt's token: the ended job is not this attempt's
+        assert backend.adopt(attrs.evolve(request, token="conformance-attempt-2")) is None
+
+    @pytest.mark.timeout(240)
+    def test_cancel_after_the_end_changes_nothing(self, backend: Backend, tmp_path: Path) -> None:
+        """Canceling a job that already ended (the scheduler's cancel can race a job's end) raises
+        nothing and leaves its state and result as they were, completed or failed."""
+        done = self.write_script(tmp_path, "done", 'write_result({"objective": 0.5})\n')
+        failed = self.write_script(tmp_path, "failed", "print('conformance-failure', file=sys.stderr)\nsys.exit(2)\n")
+        handles = [backend.submit(self.make_request(tmp_path, i, p)) for i, p in enumerate((done, failed))]
+        before = self.wait_final(backend, handles)
+        results = [backend.result(h) for h in handles]
+        for handle in handles:
+            backend.cancel(handle)
+        after = backend.poll(handles)
+        assert after == before == {handles[0].native_id: JobState.COMPLETED, handles[1].native_id: JobState.FAILED}
+        again = [backend.result(h) for h in handles]
+        assert again[0].metrics == results[0].metrics == {"objective": Measurement(mean=0.5)}
+        assert again[1].state is JobState.FAILED and again[1].message == results[1].message
 
     # ------------------------------------------------------------ function jobs
     @pytest.mark.timeout(180)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import logging
 import math
 import os
@@ -58,6 +59,8 @@ TASK_QUEUED = {"registered", "defined", "assigned", "ready", "pending", "scoutin
 #: Job states of a job on a worker node.
 JOB_ACTIVE = {"sent", "starting", "running", "holding", "transferring", "merging"}
 JOB_QUEUED = {"pending", "defined", "waiting", "assigned", "throttled", "activated"}
+#: How far back ``adopt`` looks for a task an earlier controller submitted (seconds).
+ADOPT_WINDOW = 30 * 86400.0
 #: Seconds subtracted from the earliest submission time for the listing's ``since`` (clock skew).
 SINCE_MARGIN = 86400.0
 #: Characters of one job's user metadata read at most (the wrapper publishes at most 64 KiB of result).
@@ -112,6 +115,12 @@ def _positive_int(name: str, value: Any) -> int:
 def _clean(text: str) -> str:
     """A piece of a dataset/task name: letters, digits, ``-`` and ``_`` only."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_") or "x"
+
+
+def _task_suffix(request: JobRequest) -> str:
+    """The end of a trial's task name: its index and its attempt's token (so ``adopt`` finds it)."""
+    tag = hashlib.sha256(request.token.encode()).hexdigest()[:16] if request.token else uuid.uuid4().hex[:16]
+    return f".t{request.trial_index}.{tag}/"
 
 
 def _since(timestamp: float) -> str:
@@ -218,7 +227,7 @@ class PanDARunner(Backend):
         except (OSError, ValueError) as exc:
             raise SubmitError(f"could not prepare the trial directory {request.workdir}: {exc}") from exc
         label = _clean(self.label or request.experiment)
-        task_name = f"user.{self.nickname}.aid2e.{label}.t{request.trial_index}.{uuid.uuid4().hex[:12]}/"
+        task_name = f"user.{self.nickname}.aid2e.{label}{_task_suffix(request)}"
         archive_name = f"sources.{uuid.uuid4()}.tar.gz"
         tmp = Path(tempfile.mkdtemp(prefix="aid2e-panda-"))
         try:
@@ -309,6 +318,22 @@ class PanDARunner(Backend):
         if match is not None:
             params["sourceURL"] = match.group(1)
         return params
+
+    def adopt(self, request: JobRequest) -> JobHandle | None:
+        """The task an earlier controller submitted for ``request`` (found by the attempt's token
+        in its name among the user's tasks of the last :data:`ADOPT_WINDOW` seconds), or None."""
+        if not request.token:
+            return None
+        suffix = _task_suffix(request)
+        label = f".aid2e.{_clean(self.label or request.experiment)}"
+        for task in self.api.tasks(since=_since(time.time() - ADOPT_WINDOW)):
+            name = str(task.get("taskName", ""))
+            if name.endswith(label + suffix) and "jediTaskID" in task:
+                task_id = int(task["jediTaskID"])
+                return JobHandle(backend=self.name, native_id=str(task_id), workdir=request.workdir,
+                                 submitted_at=time.time(),
+                                 extra={"jediTaskID": task_id, "taskName": name, "server": self.api.server})
+        return None
 
     # ------------------------------------------------------------ poll
     def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobState]:
