@@ -298,3 +298,26 @@ def test_zero_trials_is_a_no_op(make_ax_client, make_client, threads, config, ap
     scheduler.set_objective_function(lambda x, y: {"objective": x})
     assert scheduler.run_optimization(max_trials=0) is None
     assert len(scheduler.experiment.trials) == 0
+
+
+def test_state_files_are_written_from_the_schedulers_thread_only(make_ax_client, threads, config, monkeypatch):
+    """Ax's snapshot is made on Ax's owner thread, but every state file is written by the
+    scheduler's thread (one writer: no two threads renaming files in the campaign directory)."""
+    import threading
+
+    from aid2e.storage.filestore import FileStore
+
+    writers: list[tuple[str, str]] = []
+    original = FileStore.write_text
+
+    def recording(self, key, text):
+        writers.append((key, threading.current_thread().name))
+        return original(self, key, text)
+
+    monkeypatch.setattr(FileStore, "write_text", recording)
+    scheduler = aid2e.AxScheduler(make_ax_client("one_writer"), threads, {**config, "snapshot_interval": 0})
+    scheduler.set_objective_function(lambda x, y: {"objective": x + y})
+    scheduler.run_optimization(max_trials=6)
+    assert {key for key, _ in writers} == {"trials", "experiment"}
+    assert {name for _, name in writers} == {threading.current_thread().name}, writers
+    assert sum(key == "experiment" for key, _ in writers) > 2  # snapshots during the run, not only at its ends
