@@ -1,7 +1,7 @@
 """``AxScheduler``: the facade users drive — an Ax experiment, a backend, and a campaign directory.
 
 It binds what one trial runs (``set_objective_function`` / ``set_script_objective`` /
-``set_container_objective``), takes the campaign for a run (:mod:`aid2e.campaign`), hands Ax to
+``set_container_objective``, kept by :mod:`aid2e.objective`), takes the campaign for a run (:mod:`aid2e.campaign`), hands Ax to
 its owner thread (:mod:`aid2e.ax_owner`) and runs the trial loop (:mod:`aid2e.loop`) over the
 trial book (:mod:`aid2e.trials`), whose records the state writer saves after every change
 (:mod:`aid2e.state_writer`) under ``<job_output_dir>/<experiment name>/``; ``resume`` and
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from . import campaign, serialize, state, state_loader
+from . import campaign, state, state_loader
 from .backend import can_follow
 from .campaign import directory_name as _directory_name
 from .config import SchedulerConfig
@@ -29,6 +29,7 @@ from .errors import CampaignInterrupted, ConfigError, FailureRateExceededError, 
 from .jobs.function import function_job
 from .jobs.script import ended_under, script_job
 from .loop import ExperimentFacts, InlineAx, TrialLoop, failure_rate_exceeded, with_token
+from .objective import Objective
 from .outcome import Policy
 from .ownership import CampaignLock, refuse_if_held
 from .plugins import get_plugin_manager
@@ -36,7 +37,7 @@ from .progress import Progress, best_text
 from .state_records import SavedState, read_saved
 from .state_writer import StateWriter
 from .trials import TrialBook, TrialRecord
-from .types import FunctionJob, JobAdapter, JobRequest
+from .types import FunctionJob, JobRequest
 
 if TYPE_CHECKING:
     from .ax_bridge import AxBridge
@@ -89,9 +90,7 @@ class AxScheduler:
             from .ax_bridge import AxBridge
 
             self._bridge = AxBridge(ax_client)
-        self._objective: Callable[[], Any] | None = None
-        self._objective_hint: str | None = None
-        self._job: Any = None  # the job spec of the run in progress (for retries and adoption)
+        self.objective = Objective(runner)  # what one trial runs
         self.book = TrialBook()
         self._writer = StateWriter()
         self._started = False
@@ -163,13 +162,13 @@ class AxScheduler:
         see :mod:`aid2e.jobs.function`), returning ``{metric: value or (mean, sem)}``."""
         if not callable(function):
             raise ConfigError(f"set_objective_function needs a callable, got {type(function).__name__}")
-        self._set_objective(lambda: function_job(function, self._bridge_or_error().parameter_names),
+        self.objective.bind(lambda: function_job(function, self._bridge_or_error().parameter_names),
                             FunctionJob(function=function))
 
     def set_script_objective(self, script_path: str, args: tuple[str, ...] = ()) -> None:
         """Evaluate trials by running a script (contract in :mod:`aid2e.jobs.script`)."""
         spec = script_job(script_path, tuple(args))
-        self._set_objective(lambda: spec, spec)
+        self.objective.bind(lambda: spec, spec)
 
     def set_container_objective(self, container_image: str, container_command: Any, **options: Any) -> None:
         """Evaluate trials by running ``container_command`` in ``container_image``
@@ -179,53 +178,14 @@ class AxScheduler:
             spec = kind.spec_type(image=container_image, command=container_command, **options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad container objective: {exc}") from exc
-        self._set_objective(lambda: spec, spec)
-
-    def _set_objective(self, make_spec: Callable[[], Any], spec: Any = None) -> None:
-        """Use ``make_spec()`` for every trial, after checking now what can be checked:
-        that the backend can run the kind, and the adapter's own ``check``."""
-        if spec is not None:
-            adapter = self._adapter_for(spec.kind)
-            if adapter is not None and adapter.check is not None:
-                adapter.check(spec, self.runner)
-        self._objective = make_spec
-
-    def _job_spec(self) -> Any:
-        if self._objective is None:
-            raise ConfigError(self._objective_hint or (
-                "no objective: call set_objective_function, set_script_objective or "
-                "set_container_objective before running trials"
-            ))
-        self._job = self._objective()
-        return self._job
-
-    def _adapter_for(self, kind: str) -> JobAdapter | None:
-        """``None`` if the backend runs ``kind`` natively, else the adapter that makes it runnable."""
-        kinds = frozenset(getattr(self.runner, "kinds", frozenset()))
-        if kind in kinds:
-            return None
-        adapter = get_plugin_manager().job_adapter(kind, kinds)
-        if adapter is not None:
-            return adapter
-        raise ConfigError(
-            f"{type(self.runner).__name__} cannot run {kind} jobs (it runs: "
-            f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"
-        )
+        self.objective.bind(lambda: spec, spec)
 
     def _request(self, index: int) -> JobRequest:
         """The (adapted) job request of trial ``index``'s current attempt."""
         record = self.trials[index]
-        request = JobRequest(
-            experiment=self._facts_now().name,
-            trial_index=index,
-            parameters=dict(record.parameters),
-            job=self._job,
-            workdir=str(self.attempt_dir(index)),
-            resources=self.config.trial_resources(),
-            token=record.token,
-        )
-        adapter = self._adapter_for(request.job.kind)
-        return request if adapter is None else adapter.adapt(request, self.runner)
+        return self.objective.request(experiment=self._facts_now().name, index=index, parameters=record.parameters,
+                                      workdir=str(self.attempt_dir(index)), resources=self.config.trial_resources(),
+                                      token=record.token)
 
     # ------------------------------------------------------------ running
     @property
@@ -255,7 +215,7 @@ class AxScheduler:
         if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
             raise ConfigError(f"max_trials must be a non-negative integer, got {max_trials!r}")
         self._bridge_or_error()
-        self._job_spec()
+        self.objective.for_run()
         self._start_runner()
         self._begin_run(max_trials, lift_parallelism=True)
         try:
@@ -290,7 +250,7 @@ class AxScheduler:
 
     def run_trials(self, trials: Mapping[int, Mapping[str, Any]]) -> None:
         """Run already-created RUNNING Ax trials ``{index: parameters}`` until all have ended."""
-        self._job_spec()
+        self.objective.for_run()
         self._start_runner()
         self._begin_run(len(trials))
         try:
@@ -316,7 +276,7 @@ class AxScheduler:
 
     def _make_loop(self, ax: Any) -> TrialLoop:
         return TrialLoop(
-            backend=self.runner, book=self.book, ax=ax, job=self._job, facts=self._facts_now(),
+            backend=self.runner, book=self.book, ax=ax, job=self.objective.spec, facts=self._facts_now(),
             request_for=self._request, save=self._save_state,
             policy=Policy(max_retries=self.config.max_retries, trial_timeout=self.config.trial_timeout,
                           penalty=self.config.penalty_values()),
@@ -484,8 +444,8 @@ class AxScheduler:
         """The scheduler part of the state (config, backend, objective, every trial's record) as JSON."""
         head: dict[str, Any] = {"config": self.config.to_dict(), "runner": state_loader.describe_backend(self.runner),
                                 "campaign": {"id": self._campaign_id, "dir": str(self.experiment_dir)}}
-        if self._job is not None:
-            head["objective"] = serialize.dump_job(self._job)
+        if self.objective.spec is not None:
+            head["objective"] = self.objective.dump()
         return self._writer.text(head, self.trials.values(), self.experiment_dir)
 
     def _run_on_ax(self, function: Callable[[Any], None]) -> None:
@@ -528,20 +488,8 @@ class AxScheduler:
         scheduler = cls(None, runner, merged)
         scheduler._apply_state(saved_state, campaign_dir=where.resolve() if where.is_dir() else None)
         scheduler._check_runner_follows(runner)
-        scheduler._restore_objective(saved.get("objective"))
+        scheduler.objective.restore(saved.get("objective"))
         return scheduler
-
-    def _restore_objective(self, data: Mapping[str, Any] | None) -> None:
-        if data is None:
-            self._objective_hint = ("the saved state holds no objective: call set_objective_function, "
-                                    "set_script_objective or set_container_objective")
-            return
-        try:
-            spec = serialize.load_job(dict(data))
-            self._set_objective(lambda: spec, spec)
-        except ConfigError as exc:
-            self._objective_hint = (f"the saved objective cannot be restored ({exc}); call "
-                                    "set_objective_function(...) again before run_optimization")
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
