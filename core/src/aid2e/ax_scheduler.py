@@ -1,14 +1,14 @@
 """``AxScheduler``: the facade users drive — an Ax experiment, a backend, and a campaign directory.
 
 It binds what one trial runs (``set_objective_function`` / ``set_script_objective`` /
-``set_container_objective``, kept by :mod:`aid2e.objective`), takes the campaign for a run (:mod:`aid2e.campaign`), hands Ax to
-its owner thread (:mod:`aid2e.ax_owner`) and runs the trial loop (:mod:`aid2e.loop`) over the
-trial book (:mod:`aid2e.trials`), whose records the state writer saves after every change
-(:mod:`aid2e.state_writer`) under ``<job_output_dir>/<experiment name>/``; ``resume`` and
-``load_experiment`` read them back (:mod:`aid2e.state_records`). How a job's result becomes a
-trial's outcome is :func:`aid2e.outcome.judge`. Only :mod:`aid2e.ax_bridge` touches Ax.
+``set_container_objective``, kept by :mod:`aid2e.objective`), takes the campaign for a run
+(:mod:`aid2e.campaign`), hands Ax to its owner thread (:mod:`aid2e.ax_owner`) and runs the trial
+loop (:mod:`aid2e.loop`) over the trial book (:mod:`aid2e.trials`), whose records the state
+writer saves after every change (:mod:`aid2e.state_writer`) under
+``<job_output_dir>/<experiment name>/``; ``resume`` and ``load_experiment`` read them back
+(:mod:`aid2e.state_loader`). How a job's result becomes a trial's outcome is
+:func:`aid2e.outcome.judge`. Only :mod:`aid2e.ax_bridge` touches Ax.
 """
-
 from __future__ import annotations
 
 import contextlib
