@@ -9,6 +9,7 @@ writer saves after every change (:mod:`aid2e.state_writer`) under
 (:mod:`aid2e.state_loader`). How a job's result becomes a trial's outcome is
 :func:`aid2e.outcome.judge`. Only :mod:`aid2e.ax_bridge` touches Ax.
 """
+
 from __future__ import annotations
 
 import contextlib
