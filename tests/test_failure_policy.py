@@ -198,13 +198,15 @@ def test_penalty_completes_failed_trials_with_its_values(make_ax_client, threads
             json.dump({"infeasible": "no room"}, open(os.environ["AID2E_RESULT_FILE"], "w")); sys.exit(0)
         json.dump({"objective": p["x"]}, open(os.environ["AID2E_RESULT_FILE"], "w"))
     """
-    scheduler = aid2e.AxScheduler(make_ax_client("penalty"), threads, {**config, "penalty": {"objective": 10.0}})
+    scheduler = aid2e.AxScheduler(make_ax_client("penalty"), threads,
+                                  {**config, "failure_policy": "penalty", "penalty": {"objective": 10.0}})
     scheduler.set_script_objective(str(script(tmp_path, body)))
     scheduler.run_optimization(max_trials=3)
     trials = scheduler.experiment.trials
     assert [trials[i].status.name for i in range(3)] == ["COMPLETED", "COMPLETED", "ABANDONED"]
     record = scheduler.trials[1]
-    assert record.status == "COMPLETED" and record.metrics["objective"].mean == 10.0
+    assert record.status == "COMPLETED" and record.penalized and record.metrics["objective"].mean == 10.0
+    assert not scheduler.trials[0].penalized and scheduler.book.counts()["PENALIZED"] == 1
     assert record.message.startswith("penalized: ") and "overlapping volumes" in record.message
     means = {int(r.trial_index): r["mean"] for _, r in scheduler.experiment.lookup_data().df.iterrows()}
     assert means[1] == 10.0 and means[0] == trials[0].arm.parameters["x"]
@@ -222,7 +224,34 @@ def test_a_bad_penalty_is_one_line(make_ax_client, threads, config, penalty, mes
         return {"objective": x}
 
     with pytest.raises(aid2e.ConfigError) as info:
-        scheduler = aid2e.AxScheduler(make_ax_client("bad_penalty"), threads, {**config, "penalty": penalty})
+        scheduler = aid2e.AxScheduler(make_ax_client("bad_penalty"), threads,
+                                      {**config, "failure_policy": "penalty", "penalty": penalty})
         scheduler.set_objective_function(objective)
         scheduler.run_optimization(max_trials=1)
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"penalty": {"objective": 1.0}}, "config 'penalty' is given but failure_policy is \"fail\""),
+    ({"failure_policy": "penalty"}, "config 'failure_policy' is \"penalty\": give config 'penalty' a value"),
+    ({"failure_policy": "retry"}, "config 'failure_policy' must be \"fail\" or \"penalty\", got 'retry'"),
+    ({"max_failed_trials": -1}, "config 'max_failed_trials' must be a non-negative integer, got -1"),
+])
+def test_failure_policy_keys_are_checked_together(make_ax_client, threads, config, keys, message):
+    with pytest.raises(aid2e.ConfigError) as info:
+        aid2e.AxScheduler(make_ax_client("policy_keys"), threads, {**config, **keys})
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_max_failed_trials_counts_penalized_trials_and_stops_the_campaign(make_ax_client, threads, config):
+    def objective(x, y):
+        raise RuntimeError("the geometry overlaps")
+
+    scheduler = aid2e.AxScheduler(make_ax_client("max_failed"), threads, {
+        **config, "failure_policy": "penalty", "penalty": {"objective": 5.0}, "max_failed_trials": 2,
+        "max_parallel_trials": 1, "tolerated_failure_rate": 1.0})
+    scheduler.set_objective_function(objective)
+    with pytest.raises(aid2e.FailureRateExceededError) as info:
+        scheduler.run_optimization(max_trials=10)
+    assert len(scheduler.trials) == 3 and all(r.penalized for r in scheduler.trials.values())
+    assert "0 trials failed and 3 were penalized, more than max_failed_trials=2" in str(info.value)

@@ -187,6 +187,7 @@ def test_penalty_policy_completes_failed_trials_with_the_penalty(tmp_path):
     campaign = Campaign(tmp_path, 2, plan=plan, policy=Policy(penalty={"loss": Measurement(mean=100.0)}))
     campaign.run(2)
     assert campaign.book[0].status == "COMPLETED" and campaign.book[0].message == "penalized: overlaps"
+    assert campaign.book[0].penalized and not campaign.book[1].penalized
     assert campaign.book[0].metrics == {"loss": Measurement(mean=100.0)}
     assert ("complete", 0, {"loss": 100.0}) in campaign.ax.outcomes
 

@@ -27,7 +27,7 @@ def test_a_trial_is_in_one_place_at_a_time():
     book.close(0, "COMPLETED", at=5.0)
     assert record.status == "COMPLETED" and record.ended_at == 5.0
     assert book.in_flight == 0 and not book.jobs() and not book.awaiting()
-    assert book.counts() == {"RUNNING": 0, "COMPLETED": 1, "FAILED": 0, "ABANDONED": 0}
+    assert book.counts() == {"RUNNING": 0, "COMPLETED": 1, "FAILED": 0, "ABANDONED": 0, "PENALIZED": 0}
 
 
 def test_jobs_left_running_are_neither_followed_nor_waiting():

@@ -282,7 +282,8 @@ class AxScheduler:
             policy=Policy(max_retries=self.config.max_retries, trial_timeout=self.config.trial_timeout,
                           penalty=self.config.penalty_values()),
             capacity=self.capacity, monitoring_interval=self.config.monitoring_interval,
-            tolerated_failure_rate=self.config.tolerated_failure_rate, experiment_dir=self.experiment_dir,
+            tolerated_failure_rate=self.config.tolerated_failure_rate, max_failed_trials=self.config.max_failed_trials,
+            experiment_dir=self.experiment_dir,
             trial_dir=self.trial_dir, campaign_id=self._campaign_id,
             cleanup_after_completion=self.config.cleanup_after_completion, on_change=self._show_progress)
 
@@ -412,17 +413,21 @@ class AxScheduler:
 
     # ------------------------------------------------------------ failures and answers
     def _failure_rate_exceeded(self) -> bool:
-        return failure_rate_exceeded(self.book.counts(), self.config.tolerated_failure_rate)
+        return failure_rate_exceeded(self.book.counts(), self.config.tolerated_failure_rate,
+                                     self.config.max_failed_trials)
 
     def _failure_summary(self) -> str:
         counts = self.book.counts()
-        failed = [r for r in self.trials.values() if r.status == "FAILED"]
+        failed = [r for r in self.trials.values() if r.status == "FAILED" or r.penalized]
         last = failed[-1].message.splitlines()[0] if failed and failed[-1].message else ""
-        return (
-            f"{counts['FAILED']} of {counts['FAILED'] + counts['COMPLETED']} trials failed, more than "
-            f"tolerated_failure_rate={self.config.tolerated_failure_rate}; last reason: {last} "
-            f"(trial directories under {self.experiment_dir})"
-        )
+        limit = self.config.max_failed_trials
+        if limit is not None and counts["FAILED"] + counts["PENALIZED"] > limit:
+            what = (f"{counts['FAILED']} trials failed and {counts['PENALIZED']} were penalized, more than "
+                    f"max_failed_trials={limit}")
+        else:
+            what = (f"{counts['FAILED']} of {counts['FAILED'] + counts['COMPLETED']} trials failed, more than "
+                    f"tolerated_failure_rate={self.config.tolerated_failure_rate}")
+        return f"{what}; last reason: {last} (trial directories under {self.experiment_dir})"
 
     def best_parameters(self) -> Any:
         """Best observed parameters (one objective), Pareto ``{index: params}`` (several),

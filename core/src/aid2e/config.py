@@ -12,6 +12,7 @@ from .structure import (
     PathText,
     at_least,
     between,
+    check,
     converter,
     non_negative_int,
     positive_int,
@@ -23,6 +24,8 @@ from .units import duration_seconds, size_bytes
 #: config 'resources': a dict of :class:`aid2e.types.Resources` fields, checked field by field
 #: and kept as a plain dict (saved with the state).
 ResourcesDict = NewType("ResourcesDict", dict)
+#: What becomes of a trial whose job failed: FAILED in Ax, or completed with config 'penalty'.
+FAILURE_POLICIES = ("fail", "penalty")
 #: config 'penalty': metric name -> a number or [mean, sem], kept as plain JSON.
 PenaltyDict = NewType("PenaltyDict", dict)
 
@@ -47,10 +50,14 @@ class SchedulerConfig:
       "walltime": "02:00:00"}`` (fields of :class:`aid2e.types.Resources`); backends and the
       container engines map what they understand (Slurm ``--cpus-per-task``/``--mem``,
       ``podman run --cpus/--memory``).
-    * ``penalty``: ``{objective: value}`` (a value may be ``[mean, sem]``): a trial whose job
-      fails completes with these values instead of failing (it is recorded as penalized, with
-      the failure's reason), so the model learns to avoid the region; every objective needs one.
-      Infeasible designs are abandoned, not penalized; retries come first;
+    * ``failure_policy``: ``"fail"`` (default): a trial whose job fails is FAILED in Ax;
+      ``"penalty"``: it completes with the ``penalty`` values instead (recorded as penalized,
+      with the failure's reason), so the model learns to avoid the region. Infeasible designs
+      are abandoned either way; retries come first;
+    * ``penalty``: ``{objective: value}`` (a value may be ``[mean, sem]``), every objective, for
+      ``failure_policy: "penalty"``;
+    * ``max_failed_trials``: stop launching once more trials than this failed or were penalized
+      (as ``tolerated_failure_rate`` does; the run then raises ``FailureRateExceededError``);
     * ``load_if_exists``: when the campaign directory already holds this experiment's saved
       state, continue it (its trials, its Ax experiment) instead of refusing to start; like
       Optuna's ``create_study(load_if_exists=True)``. Without it a new campaign never writes
@@ -67,7 +74,9 @@ class SchedulerConfig:
     max_retries: int = field(default=0, validator=non_negative_int)
     trial_timeout: float | None = field(default=None, validator=at_least(0.001))
     resources: ResourcesDict | None = None
+    failure_policy: str = field(default="fail", validator=check('"fail" or "penalty"', lambda v: v in FAILURE_POLICIES))
     penalty: PenaltyDict | None = None
+    max_failed_trials: int | None = field(default=None, validator=non_negative_int)
     load_if_exists: bool = False
 
     @classmethod
@@ -81,11 +90,19 @@ class SchedulerConfig:
 
         return Resources(**(self.resources or {}))
 
+    def __attrs_post_init__(self) -> None:
+        if self.failure_policy == "penalty" and self.penalty is None:
+            raise ConfigError("config 'failure_policy' is \"penalty\": give config 'penalty' a value for every "
+                              "objective, like {'loss': 100.0}")
+        if self.failure_policy == "fail" and self.penalty is not None:
+            raise ConfigError("config 'penalty' is given but failure_policy is \"fail\": set config "
+                              "'failure_policy': \"penalty\" to complete failed trials with it")
+
     def penalty_values(self) -> dict[str, Any] | None:
         """config ``penalty`` as :class:`aid2e.types.Measurement` s (None: failed trials fail)."""
         from .types import Measurement
 
-        if self.penalty is None:
+        if self.failure_policy != "penalty" or self.penalty is None:
             return None
         return {name: Measurement(mean=value[0], sem=value[1]) if isinstance(value, list) else Measurement(mean=value)
                 for name, value in self.penalty.items()}

@@ -65,9 +65,12 @@ class ExperimentFacts:
         return Experiment(objective_names=self.objective_names, metric_names=self.metric_names)
 
 
-def failure_rate_exceeded(counts: Mapping[str, int], tolerated: float) -> bool:
-    """More trials failed than ``tolerated`` of the finished ones (at least :data:`MIN_FINISHED_FOR_RATE`)."""
+def failure_rate_exceeded(counts: Mapping[str, int], tolerated: float, max_failed: int | None = None) -> bool:
+    """More trials failed than ``tolerated`` of the finished ones (at least :data:`MIN_FINISHED_FOR_RATE`),
+    or more failed or were penalized than ``max_failed``."""
     finished = counts["COMPLETED"] + counts["FAILED"]
+    if max_failed is not None and counts["FAILED"] + counts.get("PENALIZED", 0) > max_failed:
+        return True
     return counts["FAILED"] > tolerated * max(finished, MIN_FINISHED_FOR_RATE)
 
 
@@ -93,6 +96,7 @@ class TrialLoop:
     def __init__(self, *, backend: Any, book: TrialBook, ax: Any, job: Any, facts: ExperimentFacts,
                  request_for: Callable[[int], JobRequest], save: Callable[..., None], policy: Policy,
                  capacity: int, monitoring_interval: float, tolerated_failure_rate: float,
+                 max_failed_trials: int | None = None,
                  experiment_dir: Path, trial_dir: Callable[[int], Path], campaign_id: str | None,
                  cleanup_after_completion: bool = False, on_change: Callable[[], None] = lambda: None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
@@ -107,6 +111,7 @@ class TrialLoop:
         self.capacity = capacity
         self.monitoring_interval = monitoring_interval
         self.tolerated_failure_rate = tolerated_failure_rate
+        self.max_failed_trials = max_failed_trials
         self.experiment_dir = experiment_dir
         self.trial_dir = trial_dir
         self.campaign_id = campaign_id
@@ -197,7 +202,7 @@ class TrialLoop:
         return max(1, self.capacity // 4) if slow else 0
 
     def failure_rate_exceeded(self) -> bool:
-        return failure_rate_exceeded(self.book.counts(), self.tolerated_failure_rate)
+        return failure_rate_exceeded(self.book.counts(), self.tolerated_failure_rate, self.max_failed_trials)
 
     # ------------------------------------------------------------ launching
     def launch(self, trials: Mapping[int, Mapping[str, Any]]) -> None:
@@ -307,7 +312,8 @@ class TrialLoop:
         elif verdict.action in ("complete", "penalize"):
             self.ax.report(complete, index, verdict.metrics)
             message = verdict.reason if verdict.action == "penalize" else None
-            self.book.close(index, "COMPLETED", message=message, metrics=verdict.metrics, at=now)
+            self.book.close(index, "COMPLETED", message=message, metrics=verdict.metrics, at=now,
+                            penalized=verdict.action == "penalize")
             if verdict.action == "penalize":
                 log.warning("trial %d %s", index, verdict.reason.splitlines()[0])
             else:

@@ -33,7 +33,7 @@ EXPERIMENT_FILE = "experiment.json"
 STATUSES = ("COMPLETED", "FAILED", "RUNNING", "ABANDONED")
 #: The keys of a saved trial record (``aid2e.trials.TrialRecord``'s fields).
 RECORD_KEYS = frozenset({"index", "parameters", "status", "handle", "message", "metrics", "started_at",
-                         "ended_at", "attempts", "token"})
+                         "ended_at", "attempts", "token", "penalized"})
 
 _NAME = re.compile(r"\s*(-?)\s*([A-Za-z_][A-Za-z0-9_.:]*)\s*\Z")
 

@@ -44,6 +44,7 @@ class TrialRecord:
     ended_at: float | None = None
     attempts: int = 1
     token: str = ""
+    penalized: bool = False  # COMPLETED with config 'penalty' after its job failed (message says why)
 
 
 @define(kw_only=True)
@@ -110,9 +111,12 @@ class TrialBook:
                 yield record
 
     def counts(self) -> dict[str, int]:
+        """Trials by status, and ``PENALIZED`` (completed with the penalty; counted in COMPLETED too)."""
         counts = dict.fromkeys(STATUSES, 0)
+        counts["PENALIZED"] = 0
         for record in self.records.values():
             counts[record.status] = counts.get(record.status, 0) + 1
+            counts["PENALIZED"] += record.penalized
         return counts
 
     # ------------------------------------------------------------ changes
@@ -165,14 +169,15 @@ class TrialBook:
         self._jobs.pop((entry.trial, entry.name), None)
 
     def close(self, index: int, status: str, *, message: str | None = None,
-              metrics: Mapping[str, Measurement] | None = None, at: float | None = None) -> TrialRecord:
+              metrics: Mapping[str, Measurement] | None = None, at: float | None = None,
+              penalized: bool = False) -> TrialRecord:
         """End trial ``index`` as COMPLETED, FAILED or ABANDONED (``message`` None: keep the
         record's, e.g. what an earlier attempt's failure was)."""
         assert status in STATUSES and status != "RUNNING", status
         record = self.records[index]
         self._drop_jobs(index)
         self._awaiting.pop(index, None)
-        record.status = status
+        record.status, record.penalized = status, penalized
         if message is not None:
             record.message = message
         if metrics is not None:
