@@ -207,6 +207,9 @@ def test_penalty_completes_failed_trials_with_its_values(make_ax_client, threads
     record = scheduler.trials[1]
     assert record.status == "COMPLETED" and record.penalized and record.metrics["objective"].mean == 10.0
     assert not scheduler.trials[0].penalized and scheduler.book.counts()["PENALIZED"] == 1
+    from aid2e.state import read_state
+
+    assert [t.penalized for t in read_state(scheduler.experiment_dir).trials] == [False, True, False]
     assert record.message.startswith("penalized: ") and "overlapping volumes" in record.message
     means = {int(r.trial_index): r["mean"] for _, r in scheduler.experiment.lookup_data().df.iterrows()}
     assert means[1] == 10.0 and means[0] == trials[0].arm.parameters["x"]

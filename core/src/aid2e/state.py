@@ -52,6 +52,7 @@ class TrialInfo:
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     started_at: float | None = None
     ended_at: float | None = None
+    penalized: bool = False  # COMPLETED with the campaign's penalty values after its job failed
 
     def runtime(self, now: float) -> float | None:
         """Seconds from start to end (to ``now`` while it runs); ``None`` if unknown."""
@@ -73,6 +74,7 @@ class TrialInfo:
             "runtime": self.runtime(now),
             "metrics": self.metrics,
             "message": self.message,
+            "penalized": self.penalized,
         }
 
 
@@ -284,6 +286,7 @@ def _trial(record: Any) -> TrialInfo:
         metrics=metrics,
         started_at=_num(record.get("started_at")),
         ended_at=_num(record.get("ended_at")),
+        penalized=record.get("penalized") is True,
     )
 
 
