@@ -321,3 +321,11 @@ def test_state_files_are_written_from_the_schedulers_thread_only(make_ax_client,
     assert {key for key, _ in writers} == {"trials", "experiment"}
     assert {name for _, name in writers} == {threading.current_thread().name}, writers
     assert sum(key == "experiment" for key, _ in writers) > 2  # snapshots during the run, not only at its ends
+
+
+def test_a_result_in_the_aid2e_err_convention_reaches_ax_with_its_sem(make_ax_client, threads, config):
+    scheduler = aid2e.AxScheduler(make_ax_client("err_convention"), threads, config)
+    scheduler.set_objective_function(lambda x, y: {"objective": x + y, "objective_err": 0.125})
+    scheduler.run_optimization(max_trials=2)
+    df = scheduler.experiment.lookup_data().df
+    assert list(df["sem"]) == [0.125, 0.125] and set(df["metric_name"]) == {"objective"}

@@ -149,3 +149,16 @@ def test_one_line_of_text_and_of_an_exception():
     assert one_line("\n \n", empty="(no message)") == "(no message)"
     assert message_line(OSError("disk\nfull")) == "disk | full"
     assert message_line(KeyboardInterrupt()) == "KeyboardInterrupt"
+
+
+def test_the_aid2e_err_convention_gives_a_metric_its_sem():
+    from aid2e.types import parse_metrics
+
+    assert parse_metrics({"piK": 3.9, "piK_err": 0.25, "acceptance": 0.8}) == {
+        "piK": Measurement(mean=3.9, sem=0.25), "acceptance": Measurement(mean=0.8)}
+    assert parse_metrics({"width_err": 2.0}) == {"width_err": Measurement(mean=2.0)}  # no 'width': a metric
+    for bad, message in [({"a": (1.0, 0.1), "a_err": 0.2}, "has a sem twice"),
+                         ({"a": 1.0, "a_err": -1.0}, "negative"),
+                         ({"a": 1.0, "a_err": [0.1, 0.2]}, "give it as a bare number")]:
+        with pytest.raises(ValueError, match=message):
+            parse_metrics(bad)

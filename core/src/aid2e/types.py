@@ -215,10 +215,16 @@ def infeasible_reason(value: Any) -> str | None:
     return None
 
 
+#: A result key ``<metric>_err`` is the standard error of ``<metric>`` (AID2E's convention).
+ERR_SUFFIX = "_err"
+
+
 def parse_metrics(value: Any) -> dict[str, Measurement]:
     """Turn a user's result into metrics, or raise ``ValueError`` saying what is wrong.
 
-    Accepts ``{metric: number}``, ``{metric: (mean, sem)}`` and ``{metric: {"mean": m, "sem": s}}``.
+    Accepts ``{metric: number}``, ``{metric: (mean, sem)}``, ``{metric: {"mean": m, "sem": s}}``
+    and the AID2E convention ``{metric: m, "<metric>_err": s}`` (the ``_err`` key is the sem of
+    ``metric``, not a metric of its own; a ``*_err`` key without its metric stays a metric).
     """
     if not isinstance(value, Mapping):
         raise ValueError(
@@ -232,6 +238,16 @@ def parse_metrics(value: Any) -> dict[str, Measurement]:
             raise ValueError(f"metric names must be strings, got {_brief(name)}")
         try:
             metrics[name] = _measurement(raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"metric {_brief(name)}: {exc}") from exc
+    for name in [n for n in metrics if n.endswith(ERR_SUFFIX) and n[: -len(ERR_SUFFIX)] in metrics]:
+        base = name[: -len(ERR_SUFFIX)]
+        if metrics[base].sem is not None:
+            raise ValueError(f"metric {_brief(base)} has a sem twice: in its value and in {_brief(name)}")
+        if metrics[name].sem is not None:
+            raise ValueError(f"metric {_brief(name)} is the sem of {_brief(base)}: give it as a bare number")
+        try:
+            metrics[base] = Measurement(mean=metrics[base].mean, sem=_sem(metrics.pop(name).mean))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metric {_brief(name)}: {exc}") from exc
     return metrics
