@@ -22,7 +22,8 @@ from .state_records import SavedIdentity, saved_identity
 def directory_name(experiment: str) -> str:
     """The experiment's directory name, one per name (distinct names never share a directory)
     and always inside job_output_dir: '%', '/' and NUL are written as %XX, and '', '.' and
-    '..' as '%', '%2E' and '%2E%2E'. Names without those characters are used as they are."""
+    '..' as '%', '%%2E' and '%%2E%2E' (no other name gives those: a '%' of a name becomes %25).
+    Names without those characters are used as they are."""
     if experiment in ("", ".", ".."):
         return "%" + "%2E" * len(experiment) if experiment else "%"
     return re.sub(r"[%/\x00]", lambda m: f"%{ord(m.group()):02X}", experiment)
