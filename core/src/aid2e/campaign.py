@@ -26,7 +26,13 @@ def directory_name(experiment: str) -> str:
     Names without those characters are used as they are."""
     if experiment in ("", ".", ".."):
         return "%" + "%2E" * len(experiment) if experiment else "%"
-    return re.sub(r"[%/\x00]", lambda m: f"%{ord(m.group()):02X}", experiment)
+    return escape(experiment)
+
+
+def escape(text: str, also: str = "") -> str:
+    """``text`` with '%', '/', NUL and the characters of ``also`` written as %XX: distinct texts
+    stay distinct, and none holds a path separator."""
+    return re.sub(f"[%/\\x00{re.escape(also)}]", lambda m: f"%{ord(m.group()):02X}", text)
 
 
 def check_writable(where: Path, job_output_dir: str) -> None:
@@ -98,4 +104,4 @@ def same_dir(a: str | Path, b: str | Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-__all__ = ["check_writable", "directory_name", "has_trial_dirs", "occupied_message", "same_dir", "take"]
+__all__ = ["check_writable", "directory_name", "escape", "has_trial_dirs", "occupied_message", "same_dir", "take"]

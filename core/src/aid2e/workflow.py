@@ -21,7 +21,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from .campaign import directory_name
+from .campaign import directory_name, escape
 from .errors import ConfigError
 
 #: What a stage's ``exit_codes`` may map an exit code to.
@@ -142,13 +142,9 @@ def job_name(values: Mapping[str, Any]) -> str:
     any); distinct values give distinct names, and the name never leaves its stage directory."""
     if not values:
         return "job"
-    return ",".join(f"{k}={_escape(str(v))}" for k, v in values.items())
-
-
-def _escape(text: str) -> str:
-    """A value's text inside a job name: '%', '/', ',', '=' and NUL as %XX, so names are distinct
-    for distinct values (a name always holds 'key=', so it is never '.' or '..')."""
-    return re.sub(r"[%/,=\x00]", lambda m: f"%{ord(m.group()):02X}", text)
+    # ',' and '=' escaped too, so names are distinct for distinct values; a name always holds
+    # 'key=', so it is never '.' or '..'
+    return ",".join(f"{k}={escape(str(v), ',=')}" for k, v in values.items())
 
 
 def plan(workflow: Workflow) -> dict[str, list[PlannedJob]]:
