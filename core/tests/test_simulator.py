@@ -9,7 +9,7 @@ import pytest
 from aid2e import serialize
 from aid2e.errors import SubmitError
 from aid2e.testing import SimulatedBackend, SimulatedClock, SimulatedCluster, SimulatedJob
-from aid2e.types import FunctionJob, JobHandle, JobRequest, JobState
+from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState
 
 
 def request(index: int, token: str = "") -> JobRequest:
@@ -78,3 +78,34 @@ def test_a_second_backend_on_the_cluster_follows_and_adopts_the_first_ones_jobs(
     cluster.clock.advance(10)
     assert second.poll([again]) == {"1": JobState.COMPLETED}
     assert second.result(again).metrics["m"].mean == 2
+
+
+def test_a_jobs_planned_result_is_computed_once_so_poll_and_result_agree():
+    """A plan whose result is a function (one that runs the job, or draws its outcome at random)
+    is called once per job: polled three times and read twice, the job ended one way."""
+    calls = []
+
+    def draw(req: JobRequest) -> JobResult:
+        calls.append(req.trial_index)
+        state = JobState.COMPLETED if len(calls) % 2 else JobState.FAILED
+        return JobResult(state=state, message="" if state is JobState.COMPLETED else "drawn to fail")
+
+    backend = SimulatedBackend(plan=lambda r: SimulatedJob(run=1, result=draw))
+    handle = backend.submit(request(0))
+    backend.wait([handle], 10)
+    states = [backend.poll([handle])["1"] for _ in range(3)]
+    results = [backend.result(handle).state for _ in range(2)]
+    assert states + results == [JobState.COMPLETED] * 5
+    assert calls == [0]
+
+
+def test_waiting_forever_on_jobs_that_never_end_is_an_error_not_a_clock_at_infinity():
+    backend = SimulatedBackend(plan=lambda r: SimulatedJob(run=math.inf))
+    handle = backend.submit(request(0))
+    with pytest.raises(RuntimeError, match="never end"):
+        backend.wait([handle], math.inf)
+    assert backend.clock.monotonic() == 0
+    with pytest.raises(ValueError, match="finite"):
+        backend.clock.advance(math.inf)
+    assert backend.wait([handle], 60) is False and backend.clock.monotonic() == 60
+

@@ -55,8 +55,8 @@ class SimulatedClock:
 
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` forward (never back)."""
-        if seconds < 0 or math.isnan(seconds):
-            raise ValueError(f"a clock only moves forward, got {seconds!r}")
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"a simulated clock moves forward by a finite time, got {seconds!r}")
         self._elapsed += seconds
 
 
@@ -95,6 +95,7 @@ class _Job:
     plan: SimulatedJob
     submitted_at: float
     canceled_at: float | None = None
+    _outcome: JobResult | None = None
 
     @property
     def starts_at(self) -> float:
@@ -112,7 +113,14 @@ class _Job:
         return JobState.ACTIVE if now >= self.starts_at else JobState.QUEUED
 
     def _final(self) -> JobState:
-        return self.plan.outcome(self.request).state
+        return self.outcome().state
+
+    def outcome(self) -> JobResult:
+        """The planned result, computed once (a plan that runs the job runs it once, and poll and
+        result agree even when the plan draws its outcome at random)."""
+        if self._outcome is None:
+            self._outcome = self.plan.outcome(self.request)
+        return self._outcome
 
     def end_time(self) -> float:
         """When the job reaches its final state (canceled: at the cancel)."""
@@ -219,7 +227,7 @@ class SimulatedBackend(Backend):
             return JobResult(state=JobState.CANCELED, message="canceled")
         if not state.is_final:
             raise RuntimeError(f"job {handle.native_id} has not ended")
-        return job.plan.outcome(job.request)
+        return job.outcome()
 
     def cancel(self, handle: JobHandle) -> None:
         job = self._job(handle)
@@ -235,9 +243,11 @@ class SimulatedBackend(Backend):
         if any(end <= now for end in ends):
             return True
         first = min(upcoming, default=math.inf)
-        if first - now <= timeout:
+        if first < math.inf and first - now <= timeout:
             self.clock.advance(first - now)
             return True
+        if timeout == math.inf:
+            raise RuntimeError("waiting without a timeout on simulated jobs that never end would wait forever")
         self.clock.advance(max(0.0, timeout))
         return False
 
