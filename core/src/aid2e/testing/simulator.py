@@ -9,7 +9,9 @@ backend can share to follow the first one's jobs, as a restarted controller does
 
 Faults to inject: submissions refused (``fail_submissions``), polls that raise
 (``fail_polls``), and through the plan jobs that vanish (a retryable failure, like a lost node),
-fail, report infeasible designs, or never end (``run=math.inf``).
+fail, report infeasible designs, or never end (``run=math.inf``). A plan whose result is
+:func:`execute` runs each job for real, once, when its simulated run ends: the conformance suite
+runs this backend so (core/tests/test_simulator.py).
 
 Example::
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +34,9 @@ from attrs import define, field, frozen
 
 from ..backend import Backend
 from ..errors import SubmitError
-from ..types import JobHandle, JobRequest, JobResult, JobState, Measurement
+from ..jobs.function import run_function_job
+from ..jobs.script import launcher_argv, prepare_workdir, read_result
+from ..types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, Measurement, ScriptJob
 
 #: Wall-clock time a simulated campaign starts at (2026-01-01T00:00:00Z).
 EPOCH = 1_767_225_600.0
@@ -79,6 +84,22 @@ class SimulatedJob:
         if self.vanish:
             return JobResult(state=JobState.FAILED, message="the job vanished (its node was lost)", retryable=True)
         return JobResult(state=JobState.COMPLETED, metrics={k: _measurement(v) for k, v in self.metrics.items()})
+
+
+def execute(request: JobRequest) -> JobResult:
+    """Run ``request``'s job for real, here and now, and return how it ended: a plan's ``result``
+    for a test that wants real results on simulated time (``SimulatedJob(result=execute)``; the
+    conformance suite runs the backend so). It runs when the simulated job ends, once; a job
+    canceled before then never runs. A function is called in this process; a script is prepared
+    and run by the launcher, as every backend runs it, and what it leaves is read as untrusted."""
+    if isinstance(request.job, FunctionJob):
+        return run_function_job(request.job, request.parameters)
+    if isinstance(request.job, ScriptJob):
+        workdir = prepare_workdir(request)
+        subprocess.run(launcher_argv(workdir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        return read_result(workdir, token=request.token)
+    return JobResult(state=JobState.FAILED, message=f"the simulated backend cannot run {request.job.kind!r} jobs")
 
 
 def _measurement(value: Any) -> Measurement:
@@ -267,4 +288,4 @@ class SimulatedBackend(Backend):
             raise RuntimeError(f"no simulated job {handle.native_id}") from None
 
 
-__all__ = ["EPOCH", "SimulatedBackend", "SimulatedClock", "SimulatedCluster", "SimulatedJob"]
+__all__ = ["EPOCH", "SimulatedBackend", "SimulatedClock", "SimulatedCluster", "SimulatedJob", "execute"]
