@@ -124,3 +124,16 @@ class TestSimulatedConformance(BackendConformance):
     def test_cancel_stops_a_long_job(self) -> None:
         pytest.skip("nothing runs while a simulated job is active (it runs at its end), so there is no "
                     "process to stop; test_cancel_a_running_job_and_a_job_that_never_ends covers cancel")
+
+
+def test_a_handle_the_cluster_never_had_polls_failed_and_is_worth_another_attempt():
+    """Like a batch system that forgot a job (or a handle of another cluster): poll gives it a
+    state (a loop waiting for one would wait forever), FAILED and retryable; cancel and wait
+    take it without an exception."""
+    stranger = SimulatedBackend(cluster=SimulatedCluster()).submit(request(0))
+    backend = SimulatedBackend()
+    assert backend.poll([stranger]) == {"1": JobState.FAILED}
+    result = backend.result(stranger)
+    assert result.state is JobState.FAILED and result.retryable and "no job 1" in result.message
+    backend.cancel(stranger)
+    assert backend.wait([stranger], 60) is True and backend.clock.monotonic() == 0

@@ -239,10 +239,14 @@ class SimulatedBackend(Backend):
             self.cluster.fail_polls -= 1
             raise RuntimeError("simulated batch system outage")
         now = self.clock.time()
-        return {h.native_id: self._job(h).state(now) for h in handles if h.native_id in self.cluster.jobs}
+        return {h.native_id: job.state(now) if (job := self.cluster.jobs.get(h.native_id)) else JobState.FAILED
+                for h in handles}
 
     def result(self, handle: JobHandle) -> JobResult:
-        job = self._job(handle)
+        job = self.cluster.jobs.get(handle.native_id)
+        if job is None:  # like a batch system that forgot the job: FAILED, and worth another attempt
+            return JobResult(state=JobState.FAILED, retryable=True,
+                             message=f"the simulated batch system has no job {handle.native_id}")
         state = job.state(self.clock.time())
         if state is JobState.CANCELED:
             return JobResult(state=JobState.CANCELED, message="canceled")
@@ -251,15 +255,15 @@ class SimulatedBackend(Backend):
         return job.outcome()
 
     def cancel(self, handle: JobHandle) -> None:
-        job = self._job(handle)
+        job = self.cluster.jobs.get(handle.native_id)
         self.cluster.cancels.append(handle.native_id)
-        if job.canceled_at is None and not job.state(self.clock.time()).is_final:
+        if job is not None and job.canceled_at is None and not job.state(self.clock.time()).is_final:
             job.canceled_at = self.clock.time()
 
     def wait(self, handles: Sequence[JobHandle], timeout: float) -> bool:
         """Jump to the first end among ``handles`` within ``timeout`` (True), else by ``timeout``."""
         now = self.clock.time()
-        ends = [self._job(h).end_time() for h in handles if h.native_id in self.cluster.jobs]
+        ends = [job.end_time() if (job := self.cluster.jobs.get(h.native_id)) else now for h in handles]
         upcoming = [end for end in ends if end > now]
         if any(end <= now for end in ends):
             return True
@@ -280,12 +284,6 @@ class SimulatedBackend(Backend):
             if request.token and job.request.token == request.token:
                 return self._handle(native_id)
         return None
-
-    def _job(self, handle: JobHandle) -> _Job:
-        try:
-            return self.cluster.jobs[handle.native_id]
-        except KeyError:
-            raise RuntimeError(f"no simulated job {handle.native_id}") from None
 
 
 __all__ = ["EPOCH", "SimulatedBackend", "SimulatedClock", "SimulatedCluster", "SimulatedJob", "execute"]
