@@ -137,3 +137,18 @@ def test_a_handle_the_cluster_never_had_polls_failed_and_is_worth_another_attemp
     assert result.state is JobState.FAILED and result.retryable and "no job 1" in result.message
     backend.cancel(stranger)
     assert backend.wait([stranger], 60) is True and backend.clock.monotonic() == 0
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: SimulatedJob(run=-1), "run must be seconds >= 0"),
+    (lambda: SimulatedJob(run=math.nan), "run must be seconds >= 0"),
+    (lambda: SimulatedJob(queue=math.inf), "queue must be seconds >= 0, got inf"),
+    (lambda: SimulatedJob(queue="10"), "queue must be seconds >= 0, got '10'"),
+    (lambda: SimulatedBackend(capacity=0), "capacity must be a whole number >= 1, got 0"),
+    (lambda: SimulatedBackend(capacity=2.5), "capacity must be a whole number >= 1, got 2.5"),
+], ids=["negative-run", "nan-run", "endless-queue", "text-queue", "no-capacity", "fractional-capacity"])
+def test_a_bad_plan_or_capacity_is_one_line_naming_it(make, words):
+    """A NaN run was a job that silently never ended; no capacity, a loop that never submits."""
+    with pytest.raises(ValueError, match=words) as caught:
+        make()
+    assert "\n" not in str(caught.value)

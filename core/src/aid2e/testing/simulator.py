@@ -72,8 +72,8 @@ class SimulatedJob:
     request giving one). Without ``result`` it completes with ``metrics`` (numbers or
     ``(mean, sem)``), or fails when ``vanish`` (a retryable failure, like a lost node)."""
 
-    queue: float = 0.0
-    run: float = 1.0
+    queue: float = field(default=0.0, validator=lambda _, a, v: _check_seconds(a.name, v, inf_ok=False))
+    run: float = field(default=1.0, validator=lambda _, a, v: _check_seconds(a.name, v, inf_ok=True))
     result: JobResult | Callable[[JobRequest], JobResult] | None = None
     metrics: Mapping[str, Any] = field(factory=dict)
     vanish: bool = False
@@ -100,6 +100,14 @@ def execute(request: JobRequest) -> JobResult:
                        stderr=subprocess.DEVNULL, check=False)
         return read_result(workdir, token=request.token)
     return JobResult(state=JobState.FAILED, message=f"the simulated backend cannot run {request.job.kind!r} jobs")
+
+
+def _check_seconds(name: str, value: Any, *, inf_ok: bool) -> None:
+    """A plan's duration is a number of seconds, at least 0 (``run`` may be ``math.inf``)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and (0 <= value < math.inf or inf_ok and value == math.inf)):
+        never = " (math.inf: it never ends)" if inf_ok else ""
+        raise ValueError(f"SimulatedJob {name} must be seconds >= 0{never}, got {value!r}")
 
 
 def _measurement(value: Any) -> Measurement:
@@ -202,6 +210,8 @@ class SimulatedBackend(Backend):
             cluster = SimulatedCluster(clock)
         elif clock is not None and clock is not cluster.clock:
             raise ValueError("a backend on a cluster uses the cluster's clock")
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"SimulatedBackend capacity must be a whole number >= 1, got {capacity!r}")
         self.cluster = cluster
         self.clock = cluster.clock
         self._capacity = capacity
