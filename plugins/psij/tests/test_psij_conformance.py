@@ -23,9 +23,6 @@ class TestPsijSlurmConformance(BackendConformance):
 
 class TestPsijLocalConformance(BackendConformance):
     job_timeout = 60.0
-    #: PSI/J's local executor keeps no queue to look in: a job is found again only once its
-    #: launcher has recorded itself (a development executor; batch executors adopt from the queue)
-    can_adopt = False
 
     def make_backend(self) -> PsijRunner:
         return PsijRunner(executor="local", config={"status_grace": 2})

@@ -524,7 +524,8 @@ class BackendConformance:
     @pytest.mark.timeout(240)
     def test_cancel_after_the_end_changes_nothing(self, backend: Backend, tmp_path: Path) -> None:
         """Canceling a job that already ended (the scheduler's cancel can race a job's end) raises
-        nothing and leaves its state and result as they were, completed or failed."""
+        nothing and leaves its state and result as they were, completed or failed; also when a
+        restarted controller (a new backend instance) cancels it before it has looked at it."""
         done = self.write_script(tmp_path, "done", 'write_result({"objective": 0.5})\n')
         failed = self.write_script(tmp_path, "failed", "print('conformance-failure', file=sys.stderr)\nsys.exit(2)\n")
         handles = [backend.submit(self.make_request(tmp_path, i, p)) for i, p in enumerate((done, failed))]
@@ -537,6 +538,18 @@ class BackendConformance:
         again = [backend.result(h) for h in handles]
         assert again[0].metrics == results[0].metrics == {"objective": Measurement(mean=0.5)}
         assert again[1].state is JobState.FAILED and again[1].message == results[1].message
+        # a restarted controller cancels them before it has looked at them: the same again
+        other = self._reader()
+        if other is not None:
+            try:
+                for handle in handles:
+                    other.cancel(handle)
+                assert self.wait_final(other, handles) == before, "canceling an ended job after a restart changed it"
+                later = [other.result(h) for h in handles]
+                assert later[0].metrics == results[0].metrics
+                assert later[1].state is JobState.FAILED and later[1].message == results[1].message
+            finally:
+                other.close()
 
     # ------------------------------------------------------------ function jobs
     @pytest.mark.timeout(180)

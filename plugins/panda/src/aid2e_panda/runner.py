@@ -436,6 +436,8 @@ class PanDARunner(Backend):
         task_id = _task_id(handle)
         if task_id is None or handle.native_id in self._results:
             return
+        if self.poll([handle])[handle.native_id].is_final:
+            return  # it ended first (while this controller was not looking): its own result stands
         try:
             message = self.api.kill_task(task_id)
         except PandaServerError as exc:

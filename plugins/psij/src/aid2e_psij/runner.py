@@ -321,45 +321,60 @@ class PsijRunner(Backend):
                          extra=extra)
 
     def adopt(self, request: JobRequest) -> JobHandle | None:
-        """A batch job submitted for ``request`` by a controller that died before saving its
-        handle: found by its job name in the queue (Slurm keeps ended jobs there for MinJobAge).
+        """A job submitted for ``request`` by a controller that died before saving its handle:
+        named by the launcher's status record in the trial directory once it started (its batch
+        job id; on the local executor, the launcher's pid), else found by its job name in the
+        Slurm queue (Slurm keeps ended jobs there for MinJobAge).
 
-        An ``sbatch`` started by a controller that was then killed still completes on its own,
-        a moment later: while the trial's submission is recent, keep looking for a few seconds
-        before concluding that nothing was submitted.
+        An ``sbatch`` (or a local launcher) started by a controller that was then killed still
+        starts on its own, a moment later: while the trial's submission is recent, keep looking
+        for a few seconds before concluding that nothing was submitted.
         """
         workdir = Path(request.workdir)
         command_file = workdir / script_kind.COMMAND_FILE
         if not script_kind.prepared_under(workdir, request.token):
             return None  # never prepared for this attempt (files of another campaign or attempt)
-        status = script_kind.launched_under(workdir, request.token)
-        if status is not None and status.get("batch_job_id"):
-            # the job started (and may have ended and left the queue): its own record names it
-            return JobHandle(backend=self.name, native_id=str(status["batch_job_id"]), workdir=str(workdir),
-                             submitted_at=float(status.get("started_at") or time.time()),
-                             extra={"kind": "script", "executor": self.executor_name, "adopted": True})
-        if self.executor_name != "slurm":
-            return None
-        name = _job_name(self._job_name_for(request))
         recent = time.time() - command_file.stat().st_mtime < ADOPT_RECENT
         deadline = time.monotonic() + (ADOPT_PATIENCE if recent else 0.0)
         while True:
-            try:
-                listed = subprocess.run(["squeue", "--me", "-h", "-t", "all", "--name", name, "-o", "%i|%Z"],
-                                        capture_output=True, text=True, timeout=60, check=True).stdout
-                # the name may be reused by another campaign: the job must run in this trial directory
-                found = [line.split("|", 1)[0] for line in listed.splitlines()
-                         if line.partition("|")[2].rstrip("/") == str(workdir).rstrip("/")]
-            except (OSError, subprocess.SubprocessError) as exc:
-                log.warning("cannot look for trial %d's job in the queue: %s", request.trial_index, exc)
-                return None
-            if found:
-                return JobHandle(backend=self.name, native_id=found[-1], workdir=str(workdir),
-                                 submitted_at=time.time(),
-                                 extra={"kind": "script", "executor": self.executor_name, "adopted": True})
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.5)
+            status = script_kind.launched_under(workdir, request.token)
+            found = self._adopted(request, workdir, status)
+            if found is not None or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.2 if self.executor_name != "slurm" else 0.5)
+
+    def _adopted(self, request: JobRequest, workdir: Path, status: dict | None) -> JobHandle | None:
+        """The handle of ``request``'s job if its launcher's ``status`` or the queue names it."""
+        extra: dict[str, Any] = {"kind": "script", "executor": self.executor_name, "adopted": True}
+        started_at = float(status.get("started_at") or time.time()) if status is not None else time.time()
+        if status is not None and status.get("batch_job_id"):
+            # the job started (and may have ended and left the queue): its own record names it
+            return JobHandle(backend=self.name, native_id=str(status["batch_job_id"]), workdir=str(workdir),
+                             submitted_at=started_at, extra=extra)
+        if status is not None and not is_batch(self.executor) and isinstance(status.get("pid"), int):
+            # a local job: followed by its launcher's pid (and start time, so a reused pid is not it)
+            pid = status["pid"]
+            started = start_time(pid) if pid_alive(pid) else None
+            if started is not None:
+                extra["start_time"] = started
+            return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
+                             submitted_at=started_at, extra=extra)
+        if self.executor_name != "slurm":
+            return None
+        name = _job_name(self._job_name_for(request))
+        try:
+            listed = subprocess.run(["squeue", "--me", "-h", "-t", "all", "--name", name, "-o", "%i|%Z"],
+                                    capture_output=True, text=True, timeout=60, check=True).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("cannot look for trial %d's job in the queue: %s", request.trial_index, exc)
+            return None
+        # the name may be reused by another campaign: the job must run in this trial directory
+        found = [line.split("|", 1)[0] for line in listed.splitlines()
+                 if line.partition("|")[2].rstrip("/") == str(workdir).rstrip("/")]
+        if not found:
+            return None
+        return JobHandle(backend=self.name, native_id=found[-1], workdir=str(workdir), submitted_at=time.time(),
+                         extra=extra)
 
     def _job_name_for(self, request: JobRequest) -> str:
         return self.config.sbatch_options.get("job-name") or f"aid2e-{request.experiment}-{request.trial_index}"
