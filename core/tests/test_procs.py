@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aid2e.procs import pid_alive, start_time
+from aid2e.procs import pid_alive, running_start, start_time
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="start times come from /proc")
 
@@ -30,5 +30,7 @@ def test_a_zombie_is_not_alive():
     os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped: a zombie
     try:
         assert not pid_alive(child.pid)
+        assert start_time(child.pid) is not None and running_start(child.pid) is None  # nothing to record
     finally:
         child.wait()
+    assert running_start(os.getpid()) == start_time(os.getpid())

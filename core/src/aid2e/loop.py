@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from . import atomic
@@ -105,6 +106,7 @@ class TrialLoop:
         self.ax = ax
         self.job = job
         self.facts = facts
+        self._judged = facts.for_judging()  # what outcome.judge needs of the experiment
         self.request_for = request_for
         self.save = save
         self.policy = policy
@@ -291,7 +293,7 @@ class TrialLoop:
         record = self.book[index]
         trial = Trial(attempts=record.attempts, can_retry=self.job is not None,
                       canceled_because=canceled_because, timed_out_after=timed_out_after)
-        verdict = judge(result, trial, self.facts.for_judging(), self.policy, self.book.records.values())
+        verdict = judge(result, trial, self._judged, self.policy, self.book.records.values())
         now = self.clock.time()
         if verdict.action == "retry":
             self.book.new_attempt(index, submit=not self.stopping)
@@ -415,8 +417,6 @@ class TrialLoop:
 
 def with_token(handle: JobHandle, token: str, labels: Mapping[str, str] | None = None) -> JobHandle:
     """``handle`` carrying the attempt's ``token`` (backends check files against it) and ``labels``."""
-    import attrs
-
     extra = {**handle.extra, **(labels or {})}
     if token:
         extra["token"] = token

@@ -36,6 +36,13 @@ def start_time(pid: int) -> int | None:
     return None if stat is None else stat[1]
 
 
+def running_start(pid: int) -> int | None:
+    """``pid``'s start time if it runs now (not a zombie), to record with it; None if it does not
+    or the time is unknown."""
+    stat = _proc_stat(pid)
+    return None if stat is None or stat[0] in _ENDED else stat[1]
+
+
 def pid_alive(pid: int | str, started: int | None = None) -> bool:
     """True if ``pid`` runs, is not a zombie and, when ``started`` is given, started then (the
     value :func:`start_time` gave when the pid was recorded). A pid that is not a positive
@@ -62,4 +69,4 @@ def pid_alive(pid: int | str, started: int | None = None) -> bool:
     return started is None or stat[1] == started
 
 
-__all__ = ["pid_alive", "start_time"]
+__all__ = ["pid_alive", "running_start", "start_time"]

@@ -45,7 +45,7 @@ from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
-from aid2e.procs import pid_alive, start_time
+from aid2e.procs import pid_alive, running_start, start_time
 from aid2e.structure import structure
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
 
@@ -270,7 +270,7 @@ class JobLibRunner(Backend):
             return None
         pid = status["pid"]
         extra: dict[str, Any] = {"kind": "script", "pid": pid}
-        started = start_time(pid) if pid_alive(pid) else None
+        started = running_start(pid)
         if started is not None:
             extra["start_time"] = started
         return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),

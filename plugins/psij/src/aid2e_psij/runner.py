@@ -40,7 +40,7 @@ from aid2e.backend import Backend
 from aid2e.errors import ConfigError, SubmitError, message_line
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
-from aid2e.procs import pid_alive, start_time
+from aid2e.procs import pid_alive, running_start, start_time
 from aid2e.structure import Invalid, converter, positive_int, structure
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
@@ -258,7 +258,7 @@ class PsijRunner(Backend):
         seconds = wanted.walltime_seconds()
         duration = timedelta(seconds=seconds) if seconds else (parse_walltime(options.pop("time", None))
                                                                or self.time_limit)
-        memory = size_bytes(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
+        memory = parse_memory(wanted.memory) or parse_memory(options.pop("mem", None)) or self.memory
         cpus = int(options.pop("cpus-per-task", self.cpus_per_task))
         cpus = wanted.cpus if wanted.cpus != 1 else cpus
         nodes = int(options.pop("nodes", self.nodes))
@@ -354,7 +354,7 @@ class PsijRunner(Backend):
         if status is not None and not is_batch(self.executor) and isinstance(status.get("pid"), int):
             # a local job: followed by its launcher's pid (and start time, so a reused pid is not it)
             pid = status["pid"]
-            started = start_time(pid) if pid_alive(pid) else None
+            started = running_start(pid)
             if started is not None:
                 extra["start_time"] = started
             return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
