@@ -142,15 +142,12 @@ def structure(cls: type[T], data: Mapping[str, Any] | T | None, *, what: str) ->
 
 
 def _first(exc: BaseException, key: str | None = None) -> tuple[str | None, BaseException]:
-    """The first leaf problem of a cattrs validation error, with the key it is under."""
-    for note in getattr(exc, "__notes__", ()):
-        key = getattr(note, "name", key) if key is None else key
+    """The first leaf problem of a cattrs validation error, with the outermost key it is under
+    (cattrs names the attribute in a note of each exception it wraps)."""
+    if key is None:
+        key = next((n.name for n in getattr(exc, "__notes__", ()) if getattr(n, "name", None) is not None), None)
     inner = getattr(exc, "exceptions", None)
-    if inner:
-        sub = inner[0]
-        names = [getattr(n, "name", None) for n in getattr(sub, "__notes__", ())]
-        return _first(sub, key if key is not None else next((n for n in names if n is not None), None))
-    return key, exc
+    return _first(inner[0], key) if inner else (key, exc)
 
 
 def _line(what: str, key: Any, cause: BaseException) -> str:
