@@ -234,8 +234,19 @@ def test_a_bad_penalty_is_one_line(make_ax_client, threads, config, penalty, mes
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
 
 
+def test_a_penalty_without_a_use_is_refused_when_the_run_starts(make_ax_client, threads, config):
+    """config 'penalty' with failure_policy "fail" is for workflows whose stages map exit codes to
+    "penalty" (tests/test_workflows.py); for anything else it is a mistake, said before any trial."""
+    scheduler = aid2e.AxScheduler(make_ax_client("unused_penalty"), threads, {**config, "penalty": {"objective": 1.0}})
+    scheduler.set_objective_function(lambda x, y: {"objective": x})
+    with pytest.raises(aid2e.ConfigError) as info:
+        scheduler.run_optimization(max_trials=1)
+    assert str(info.value).startswith("config 'penalty' is given but failure_policy is \"fail\" and no stage maps "
+                                      "an exit code to \"penalty\": set config 'failure_policy': \"penalty\"")
+    assert not scheduler.trials
+
+
 @pytest.mark.parametrize("keys, message", [
-    ({"penalty": {"objective": 1.0}}, "config 'penalty' is given but failure_policy is \"fail\""),
     ({"failure_policy": "penalty"}, "config 'failure_policy' is \"penalty\": give config 'penalty' a value"),
     ({"failure_policy": "retry"}, "config 'failure_policy' must be \"fail\" or \"penalty\", got 'retry'"),
     ({"max_failed_trials": -1}, "config 'max_failed_trials' must be a non-negative integer, got -1"),

@@ -67,7 +67,7 @@ def test_job_request_with_script_job_round_trip():
     req = _request(ScriptJob(argv=["python", "run.py"], env={"OMP_NUM_THREADS": "1"}))
     data = to_json(req)
     assert data["job"] == {"kind": "script", "argv": ["python", "run.py"], "env": {"OMP_NUM_THREADS": "1"},
-                           "on_cancel": []}
+                           "on_cancel": [], "returns": "metrics"}
     back = _json_round_trip(req, JobRequest)
     assert back == req
     assert isinstance(back.job, ScriptJob) and back.job.argv == ("python", "run.py")

@@ -14,14 +14,14 @@ def test_a_trial_is_in_one_place_at_a_time():
     book = TrialBook()
     record = book.open(0, {"x": 1})
     token = record.token
-    assert book.awaiting() == [0] and book.in_flight == 1 and not book.jobs()
+    assert book.awaiting() == [(0, "")] and book.in_flight == 1 and not book.jobs()
     entry = book.submitted(0, handle("a"))
     assert book.awaiting() == [] and book.jobs() == [entry] and book.in_flight == 1
     assert record.handle == entry.handle and book.following(0)
 
     book.new_attempt(0)  # a retry: new token, no handle, waiting again
     assert record.attempts == 2 and record.token != token and record.handle is None
-    assert book.awaiting() == [0] and not book.jobs() and book.in_flight == 1
+    assert book.awaiting() == [(0, "")] and not book.jobs() and book.in_flight == 1
 
     book.submitted(0, handle("b"))
     book.close(0, "COMPLETED", at=5.0)

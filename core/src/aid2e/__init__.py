@@ -20,6 +20,9 @@ _EXPORTS = {
     "get_plugin_manager": "plugins",
     "hookimpl": "hookspecs",
     "hookspec": "hookspecs",
+    "MultiStepsFunction": "multi_steps",
+    "Stage": "workflow",
+    "Workflow": "workflow",
     **dict.fromkeys(
         ["Aid2eError", "ConfigError", "FailureRateExceededError", "PluginConflictError", "PluginNotInstalledError",
          "SubmitError"],
@@ -46,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SubmitError,
     )
     from .hookspecs import hookimpl, hookspec  # noqa: F401
+    from .multi_steps import MultiStepsFunction  # noqa: F401
     from .plugins import get_plugin_manager  # noqa: F401
     from .types import (  # noqa: F401
         BackendInfo,
@@ -60,6 +64,7 @@ if TYPE_CHECKING:  # pragma: no cover
         Resources,
         ScriptJob,
     )
+    from .workflow import Stage, Workflow  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

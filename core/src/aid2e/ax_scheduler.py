@@ -43,6 +43,7 @@ from .types import FunctionJob, JobRequest
 if TYPE_CHECKING:
     from .ax_bridge import AxBridge
     from .backend import Backend
+    from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,13 @@ class AxScheduler:
     # ------------------------------------------------------------ objectives
     def set_objective_function(self, function: Callable[..., Any]) -> None:
         """Evaluate trials with ``function`` (``fn(**parameters)`` or ``fn(parameterization)``,
-        see :mod:`aid2e.jobs.function`), returning ``{metric: value or (mean, sem)}``."""
+        see :mod:`aid2e.jobs.function`), returning ``{metric: value or (mean, sem)}``. The older
+        scheduler's ``MultiStepsFunction`` runs as a workflow of stages (:mod:`aid2e.multi_steps`)."""
+        from .multi_steps import MultiStepsFunction
+
+        if isinstance(function, MultiStepsFunction):
+            self.set_workflow(function.to_workflow())
+            return
         if not callable(function):
             raise ConfigError(f"set_objective_function needs a callable, got {type(function).__name__}")
         self.objective.bind(lambda: function_job(function, self._bridge_or_error().parameter_names),
@@ -180,6 +187,23 @@ class AxScheduler:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"bad container objective: {exc}") from exc
         self.objective.bind(lambda: spec, spec)
+
+    def set_workflow(self, workflow: Workflow) -> None:
+        """Run each trial as the :class:`~aid2e.workflow.Workflow` ``workflow``: its stages' jobs on
+        their backends (the scheduler's runner by default), fanned out, each stage after the
+        jobs it needs; the last stage's result is the trial's metrics (see :mod:`aid2e.stages`).
+        What can be checked without the experiment (backends, kinds, scripts, functions,
+        resources) is checked now; argv names against the trial parameters when the run starts."""
+        from .stages import BoundWorkflow
+        from .workflow import Workflow as WorkflowType
+
+        if not isinstance(workflow, WorkflowType):
+            raise ConfigError(f"set_workflow needs an aid2e.Workflow of Stages, got {type(workflow).__name__}")
+        # bound now (backends, kinds, files, resources), and again at the run against the
+        # experiment's parameters (argv names)
+        BoundWorkflow(workflow, self.runner, None, self.config.trial_resources())
+        self.objective.bind(lambda: BoundWorkflow(workflow, self.runner, self._bridge_or_error().parameter_names,
+                                                  self.config.trial_resources()))
 
     def _request(self, index: int) -> JobRequest:
         """The (adapted) job request of trial ``index``'s current attempt."""
@@ -274,13 +298,19 @@ class AxScheduler:
         if not self._started:
             self.runner.start()
             self._started = True
+        workflow = self.objective.workflow
+        for backend in workflow.backends() if workflow is not None else ():
+            if not getattr(backend, "_aid2e_started", False):  # a stage's own backend: started once
+                backend.start()
+                with contextlib.suppress(AttributeError):
+                    backend._aid2e_started = True
 
     def _make_loop(self, ax: Any) -> TrialLoop:
         return TrialLoop(
-            backend=self.runner, book=self.book, ax=ax, job=self.objective.spec, facts=self._facts_now(),
-            request_for=self._request, save=self._save_state,
+            backend=self.runner, book=self.book, ax=ax, job=self.objective.job, facts=self._facts_now(),
+            request_for=self._request, save=self._save_state, workflow=self.objective.workflow,
             policy=Policy(max_retries=self.config.max_retries, trial_timeout=self.config.trial_timeout,
-                          penalty=self.config.penalty_values()),
+                          penalty=self.config.penalty_values(), exit_penalty=self.config.penalty_measurements()),
             capacity=self.capacity, monitoring_interval=self.config.monitoring_interval,
             tolerated_failure_rate=self.config.tolerated_failure_rate, max_failed_trials=self.config.max_failed_trials,
             experiment_dir=self.experiment_dir,
@@ -343,6 +373,12 @@ class AxScheduler:
         has checked that the backend can follow the rest.)"""
         for record in list(self.book.unfollowed_running()):
             index = record.index
+            if record.jobs:  # made of stages: every job is followed, adopted or queued again
+                if self._loop is None or self._loop.workflow is None:
+                    raise ConfigError(f"trial {index} is made of stages: call set_workflow(...) with the campaign's "
+                                      "workflow before run_optimization")
+                self._loop.resume_trial(index)
+                continue
             workdir = record.handle.workdir if record.handle is not None else self.attempt_dir(index)
             if self._relocated_from is not None and not (record.token and ended_under(workdir, record.token)):
                 log.warning("trial %d: its job writes into %s, not into %s (the campaign was moved or copied): "
@@ -399,8 +435,19 @@ class AxScheduler:
                 "(path) rebuilds the saved one; aid2e resume does so too) and switch runners once they have ended")
 
     def _check_penalty(self, facts: ExperimentFacts) -> None:
-        """config ``penalty`` gives every objective a value and names only metrics Ax knows."""
+        """config ``penalty`` gives every objective a value and names only metrics Ax knows; it is
+        given when a stage maps an exit code to ``"penalty"``, and only then with failure_policy "fail"."""
         penalty = self.config.penalty
+        workflow = self.objective.workflow
+        mapped = [stage.name for stage in (workflow.workflow.stages if workflow is not None else ())
+                  if "penalty" in stage.exit_codes.values()]
+        if penalty is None and mapped:
+            raise ConfigError(f"stage {mapped[0]!r} maps an exit code to \"penalty\": give config 'penalty' a value "
+                              f"for every objective, like {{{facts.objective_names[0]!r}: 0.0}}")
+        if penalty is not None and self.config.failure_policy == "fail" and not mapped:
+            raise ConfigError("config 'penalty' is given but failure_policy is \"fail\" and no stage maps an exit "
+                              "code to \"penalty\": set config 'failure_policy': \"penalty\" to complete failed "
+                              "trials with it")
         if penalty is None:
             return
         missing = [m for m in facts.objective_names if m not in penalty]
@@ -442,7 +489,7 @@ class AxScheduler:
             return
         counts = self.book.counts()
         minimize = self._facts.minimize if self._facts is not None else {}
-        self._progress.update(completed=counts["COMPLETED"], running=len(self.book.jobs()),
+        self._progress.update(completed=counts["COMPLETED"], running=counts["RUNNING"],
                               failed=counts["FAILED"], best=best_text(self.trials.values(), minimize))
 
     # ------------------------------------------------------------ persistence

@@ -162,9 +162,31 @@ def _format_result(trial: Any) -> str:
 
 
 def _job_cell(trial: Any) -> str:
+    if trial.jobs:  # made of stages: its jobs by state (each on its own row below, see _job_rows)
+        counts: dict[str, int] = {}
+        for job in trial.jobs:
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return f"{len(trial.jobs)} jobs: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
     if trial.backend is None:
         return "-"
     return _clip(_printable(f"{trial.backend} {trial.native_id or '?'}"), 48)
+
+
+def _job_rows(trial: Any, now: float) -> list[tuple[str, ...]]:
+    """One row per job of a trial made of stages: ``stage/job``, its state, backend and job id,
+    runtime, and why it ended when it did not complete."""
+    rows = []
+    for job in trial.jobs:
+        where = "-" if job.backend is None else _clip(_printable(f"{job.backend} {job.native_id or '?'}"), 48)
+        end = job.ended_at if job.ended_at is not None else (now if job.status == "RUNNING" else None)
+        runtime = None if job.started_at is None or end is None else max(0.0, end - job.started_at)
+        first = job.message.splitlines()[0] if job.message else ""
+        note = "" if job.status == "COMPLETED" else _clip(_printable(first), RESULT_WIDTH)
+        if job.attempts > 1:
+            note = f"attempt {job.attempts}" + (f"; {note}" if note else "")
+        rows.append(("", job.status, _clip(_printable(f"  {job.stage}/{job.name}"), 60), where,
+                     _format_runtime(runtime), note))
+    return rows
 
 
 def _summary(state: Any) -> str:
@@ -225,8 +247,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"controller: {controller.describe()}" if controller is not None
               else f"no controller: resume with aid2e resume {os.path.abspath(args.path)}")
     if state.trials:
-        rows = [(str(t.index), t.status, _format_parameters(t.parameters), _job_cell(t),
-                 _format_runtime(t.runtime(now)), _format_result(t)) for t in state.trials]
+        rows = []
+        for t in state.trials:
+            rows.append((str(t.index), t.status, _format_parameters(t.parameters), _job_cell(t),
+                         _format_runtime(t.runtime(now)), _format_result(t)))
+            if t.jobs and (args.jobs or t.status == "RUNNING"):
+                rows += _job_rows(t, now)
         print(format_table(rows, ("Trial", "State", "Parameters", "Job", "Runtime", "Result / reason")))
     else:
         print("no trials yet")
@@ -245,14 +271,16 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
     status = subparsers.add_parser(
         "status", parents=[common], help="a campaign's trials and their results, from its saved state",
         description="Show every trial of a campaign (index, parameters, state, backend and job id, runtime, "
-                    "metrics or failure reason) from its saved state, without loading Ax. Works while the "
-                    "campaign runs.",
+                    "metrics or failure reason) from its saved state, without loading Ax; for trials made of "
+                    "stages, each job (stage/job, state, backend and job id). Works while the campaign runs.",
     )
     status.add_argument("path", metavar="PATH",
                         help="the experiment directory <job_output_dir>/<experiment name>/, its "
                              "experiment.json or trials.json, or a file written by save_experiment")
     status.add_argument("--json", action="store_true",
-                        help="print every trial in full (all parameters, whole messages) as JSON")
+                        help="print every trial in full (all parameters, whole messages, jobs) as JSON")
+    status.add_argument("--jobs", action="store_true",
+                        help="list the jobs of every trial made of stages (default: of running ones only)")
     status.set_defaults(func=_cmd_status)
 
 

@@ -55,7 +55,8 @@ class SchedulerConfig:
       with the failure's reason), so the model learns to avoid the region. Infeasible designs
       are abandoned either way; retries come first;
     * ``penalty``: ``{objective: value}`` (a value may be ``[mean, sem]``), every objective, for
-      ``failure_policy: "penalty"``;
+      ``failure_policy: "penalty"``, and for the exit codes a workflow's stage maps to ``"penalty"``
+      (then also with ``failure_policy: "fail"``);
     * ``max_failed_trials``: stop launching once more trials than this failed or were penalized
       (as ``tolerated_failure_rate`` does; the run then raises ``FailureRateExceededError``);
     * ``load_if_exists``: when the campaign directory already holds this experiment's saved
@@ -94,15 +95,18 @@ class SchedulerConfig:
         if self.failure_policy == "penalty" and self.penalty is None:
             raise ConfigError("config 'failure_policy' is \"penalty\": give config 'penalty' a value for every "
                               "objective, like {'loss': 100.0}")
-        if self.failure_policy == "fail" and self.penalty is not None:
-            raise ConfigError("config 'penalty' is given but failure_policy is \"fail\": set config "
-                              "'failure_policy': \"penalty\" to complete failed trials with it")
 
     def penalty_values(self) -> dict[str, Any] | None:
-        """config ``penalty`` as :class:`aid2e.types.Measurement` s (None: failed trials fail)."""
+        """config ``penalty`` as :class:`aid2e.types.Measurement` s when failed trials get it
+        (failure_policy "penalty"; None: failed trials fail)."""
+        return self.penalty_measurements() if self.failure_policy == "penalty" else None
+
+    def penalty_measurements(self) -> dict[str, Any] | None:
+        """config ``penalty`` as :class:`aid2e.types.Measurement` s (for exit codes a stage maps to
+        "penalty", whatever the policy); None when not given."""
         from .types import Measurement
 
-        if self.failure_policy != "penalty" or self.penalty is None:
+        if self.penalty is None:
             return None
         return {name: Measurement(mean=value[0], sem=value[1]) if isinstance(value, list) else Measurement(mean=value)
                 for name, value in self.penalty.items()}

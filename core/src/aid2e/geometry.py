@@ -15,6 +15,13 @@ its trial's own copy and points the simulation at it::
         write_compact("drich.xml", "drich_trial.xml", PARAMETERS,
                       {"aerogel_thickness": aerogel_thickness, "focus_tune_x": focus_tune_x})
 
+In a workflow, :class:`CompactGeometry` is that stage, ready-made: it writes the trial's copy into
+its job directory and gives its path as its output (``{"compact": "<path>"}``), which the next
+stages find in their job file::
+
+    Stage("geometry", function=CompactGeometry("drich.xml", PARAMETERS)),
+    Stage("overlaps", script=["bash", "check_overlaps.sh"], exit_codes={9: "penalty"}),
+
 Each path (ElementTree's XPath subset: ``.//tag[@attr='v']/child``) must match exactly one
 element, and the attribute must exist there: a typo is an error naming the file and the path,
 never a silently unchanged geometry. Everything else inside the root element (comments too) is
@@ -89,4 +96,27 @@ def write_compact(template: str | Path, destination: str | Path, substitutions: 
     return out
 
 
-__all__ = ["XmlParameter", "text_of", "write_compact"]
+@frozen
+class CompactGeometry:
+    """A workflow stage function writing the trial's copy of the compact file ``template`` (its
+    file name, in the job's directory) with ``substitutions`` from the trial's parameters; its
+    output is ``{"compact": "<path of the copy>"}``. Everything is checked when the workflow is
+    set except what only a trial's values can break."""
+
+    template: str = field(converter=lambda p: str(Path(p).resolve()))
+    substitutions: tuple[XmlParameter, ...] = field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not Path(self.template).is_file():
+            raise ConfigError(f"compact file not found: {self.template}")
+        for item in self.substitutions:
+            if not isinstance(item, XmlParameter):
+                raise ConfigError(f"CompactGeometry substitutions are XmlParameter(...), got {item!r}")
+
+    def __call__(self, parameters: Mapping[str, Any], job_dir: str) -> dict[str, str]:
+        destination = write_compact(self.template, Path(job_dir) / Path(self.template).name, self.substitutions,
+                                    parameters)
+        return {"compact": str(destination)}
+
+
+__all__ = ["CompactGeometry", "XmlParameter", "text_of", "write_compact"]

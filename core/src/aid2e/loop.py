@@ -9,6 +9,12 @@ One pass of :meth:`TrialLoop.run`, in the scheduler's thread (Ax works on its ow
    jobs in one call, and for each ended job read its result, :func:`~aid2e.outcome.judge` it
    and apply the verdict (to the book, to Ax); save.
 
+A trial made of stages (``workflow``, a :class:`~aid2e.stages.BoundWorkflow`) runs its jobs on
+their stages' backends: a job is submitted when its inputs exist and its backend has a free
+slot (each backend holds at most its ``capacity`` jobs), judged on its own when it ends
+(:func:`~aid2e.outcome.judge_job`: retried, done, or ending its trial, whose other jobs are then
+canceled), and the last stage's job decides the trial.
+
 The book (:mod:`aid2e.trials`) holds every trial's state; the loop only moves it. Time is read
 through a :class:`~aid2e.clock.Clock`, so a simulated backend drives the loop in milliseconds.
 """
@@ -30,7 +36,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import Aid2eError, ConfigError, SubmitError
 from .interrupts import CHECK_INTERVAL, Interruption, StopSignals, second_press_grace
 from .jobs.files import ATTEMPT_FILE
-from .outcome import Experiment, Policy, Trial, Verdict, judge
+from .outcome import Experiment, Policy, StageJob, Trial, Verdict, judge, judge_job, shorten
 from .trials import JobEntry, TrialBook
 from .types import JobHandle, JobRequest, JobResult, JobState, Measurement
 
@@ -100,8 +106,9 @@ class TrialLoop:
                  max_failed_trials: int | None = None,
                  experiment_dir: Path, trial_dir: Callable[[int], Path], campaign_id: str | None,
                  cleanup_after_completion: bool = False, on_change: Callable[[], None] = lambda: None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, workflow: Any = None) -> None:
         self.backend = backend
+        self.workflow = workflow  # a BoundWorkflow: trials made of stages
         self.book = book
         self.ax = ax
         self.job = job
@@ -160,7 +167,7 @@ class TrialLoop:
                             launched += len(batch)
                             free -= len(batch)
                     if not self.stopping and self.book.awaiting():
-                        self._submit_awaiting()
+                        self._submit_awaiting()  # new trials, retries, and workflow jobs whose inputs now exist
                     if pending is None:
                         owner.want(0 if stop_launching else min(budget - launched, free + self._prefetch()))
                     wants_more = not stop_launching and (
@@ -211,81 +218,227 @@ class TrialLoop:
         """Open trials ``{index: parameters}`` and submit them. Their records are saved before
         submission (no handle yet) and again with their handles, so no job ever runs unrecorded."""
         for index, parameters in trials.items():
-            self.book.open(index, parameters)
+            if self.workflow is None:
+                self.book.open(index, parameters)
+            else:
+                self.queue_ready(self.book.open(index, parameters, self.workflow.new_jobs()).index)
         self.save()
         self._submit_awaiting()
+        if self.workflow is not None:
+            self.on_change()
+
+    def queue_ready(self, index: int) -> None:
+        """Queue trial ``index``'s jobs whose inputs exist: RUNNING without a handle (saved so
+        before their submission, like a new trial's job)."""
+        record = self.book[index]
+        for key in self.workflow.ready(record):
+            record.jobs[key].status = "RUNNING"
+            self.book.await_submission(index, key)
 
     def _submit_awaiting(self) -> None:
-        """Submit every trial waiting for its current attempt's job; save their handles."""
-        for index in self.book.awaiting():
-            self.submit(index)
-        self.save()
+        """Submit every job waiting for its submission (the workflow jobs whose backend has a
+        free slot); save their handles."""
+        submitted = False
+        for index, key in self.book.awaiting():
+            if not self.book.is_awaiting(index, key):  # its trial ended meanwhile
+                continue
+            if key and self.book.on_backend(self.workflow.backend_of(key)) >= self.slots(self.workflow.backend_of(key)):
+                continue
+            self.submit(index, key)
+            submitted = True
+        if submitted:
+            self.save()
 
-    def submit(self, index: int) -> None:
-        """Submit trial ``index``'s current attempt (its record, with the attempt's token, is
-        saved). A refused submission ends the trial (a configuration error is raised after)."""
+    def resume_trial(self, index: int) -> None:
+        """Follow a loaded trial made of stages again: each job saved with a handle is followed,
+        each saved just before its submission is adopted (its backend finds it under the job's
+        token) or queued again, and the jobs whose inputs exist are queued. A finished job never
+        runs again."""
         record = self.book[index]
-        record.started_at = self.clock.time()
+        for key, job in record.jobs.items():
+            if job.status != "RUNNING":
+                continue
+            backend = self.workflow.backend_of(key)
+            if job.handle is not None:
+                self.book.submitted(index, job.handle, key, backend)
+                continue
+            runs_on = backend or self.backend
+            adopted = None
+            if hasattr(runs_on, "adopt"):
+                request = self.workflow.request(experiment=self.facts.name, record=record, key=key,
+                                                trial_dir=self.trial_dir(index))
+                adopted = runs_on.adopt(request)
+            if adopted is not None:
+                log.info("trial %d: found job %s (%s), following it", index, key, adopted.native_id)
+                self.book.submitted(index, with_token(adopted, job.token), key, backend)
+            else:
+                self.book.await_submission(index, key)
+        self.queue_ready(index)
+
+    def _backend_of_job(self, job: Any) -> Any:
+        """The backend a workflow job runs on (None: the scheduler's)."""
+        return self.workflow.backend_of(job.key)
+
+    def slots(self, backend: Any) -> int:
+        """How many jobs ``backend`` (None: the scheduler's) holds at once."""
+        return max(1, int(getattr(self.backend if backend is None else backend, "capacity", 1) or 1))
+
+    def submit(self, index: int, key: str = "") -> None:
+        """Submit job ``key`` of trial ``index`` (its trial's one job for ``""``) for its current
+        attempt (its record, with the attempt's token, is saved). A refused submission ends the
+        job like a failure (a configuration error is raised after)."""
+        record = self.book[index]
+        job = record.jobs[key] if key else None
+        backend = self.backend if job is None else (self.workflow.backend_of(key) or self.backend)
+        (job or record).started_at = self.clock.time()
         try:
-            request = self.request_for(index)
+            request = self.request_for(index) if job is None else self.workflow.request(
+                experiment=self.facts.name, record=record, key=key, trial_dir=self.trial_dir(index))
             atomic.private_dir(request.workdir)
             # a marker for people and tools: the token's durable copy is the record saved (fsynced) before
-            atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, {
-                "campaign": self.campaign_id, "trial": index, "attempt": record.attempts, "token": record.token},
-                sync=False)
-            handle = self.backend.submit(request)
+            attempt = {"campaign": self.campaign_id, "trial": index, "attempt": (job or record).attempts,
+                       "token": (job or record).token}
+            if job is not None:
+                attempt["job"] = key
+            atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, attempt, sync=False)
+            handle = backend.submit(request)
         except (SubmitError, ConfigError, OSError) as exc:
-            self.decide(index, JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}"))
+            failed = JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}")
+            if job is None:
+                self.decide(index, failed)
+            else:
+                self.stage_job_ended(index, key, failed)
             if isinstance(exc, ConfigError):
                 raise
             return
-        entry = self.book.submitted(index, with_token(handle, record.token, request.labels))
-        log.info("trial %d started (%s %s)", index, entry.handle.backend, entry.handle.native_id)
-        self.on_change()
+        token = (job or record).token
+        entry = self.book.submitted(index, with_token(handle, token, request.labels), key,
+                                    None if job is None else self.workflow.backend_of(key))
+        if job is None:
+            log.info("trial %d started (%s %s)", index, entry.handle.backend, entry.handle.native_id)
+            self.on_change()
+        else:  # progress is told when a trial starts or ends, not at each of its jobs
+            log.debug("trial %d: job %s started (%s %s)", index, key, entry.handle.backend, entry.handle.native_id)
 
     # ------------------------------------------------------------ following
     def _wait_for_jobs(self, timeout: float) -> bool:
-        """The backend's ``wait``; while polling fails, a plain pause of ``timeout`` instead: the
+        """The backends' ``wait``; while polling fails, a plain pause of ``timeout`` instead: the
         backend may keep reporting a change (a job it saw end) and every poll would ask the batch
-        system again, hundreds of times a second."""
+        system again, hundreds of times a second. With jobs on several backends, each waits a
+        share of ``timeout`` in turn."""
         if self._poll_failing:
             self.clock.sleep(max(0.0, timeout))
             return False
-        return self.backend.wait(self.book.handles(), timeout)
+        groups = self._by_backend(self.book.jobs())
+        if len(groups) == 1:
+            backend, entries = next(iter(groups.values()))
+            return backend.wait([e.handle for e in entries], timeout)
+        share = timeout / max(1, len(groups))
+        return any([backend.wait([e.handle for e in entries], share) for backend, entries in groups.values()])
+
+    def _by_backend(self, entries: list[JobEntry]) -> dict[int, tuple[Any, list[JobEntry]]]:
+        """``entries`` grouped by the backend they run on (keyed by its id)."""
+        groups: dict[int, tuple[Any, list[JobEntry]]] = {}
+        for entry in entries:
+            backend = self.backend if entry.backend is None else entry.backend
+            groups.setdefault(id(backend), (backend, []))[1].append(entry)
+        return groups
 
     def poll(self) -> bool:
-        """Poll every job in flight once; decide the trials whose job ended. True if any ended."""
-        entries = self.book.jobs()
-        try:
-            states = self.backend.poll([entry.handle for entry in entries])
-        except Exception as exc:  # a batch system hiccup must not lose the campaign
-            log.warning("polling %s failed, will retry: %s", type(self.backend).__name__, exc)
-            self._poll_failing = True
-            return False
-        self._poll_failing = False
+        """Poll every job in flight once (one call per backend); judge the jobs that ended. True if any ended."""
         ended = False
-        for entry in entries:
-            state = states.get(entry.handle.native_id)
-            if state is JobState.ACTIVE and entry.active_since is None:
-                entry.active_since = self.clock.time()
-            if state is None or not state.is_final:
-                continue
+        failing = False
+        for backend, entries in self._by_backend(self.book.jobs()).values():
             try:
-                result = self.backend.result(entry.handle)
-            except Exception as exc:
-                result = JobResult(state=JobState.FAILED, message=f"could not read the job's result: {exc}")
-            self.job_ended(entry, result)
-            ended = True
+                states = backend.poll([entry.handle for entry in entries])
+            except Exception as exc:  # a batch system hiccup must not lose the campaign
+                log.warning("polling %s failed, will retry: %s", type(backend).__name__, exc)
+                failing = True
+                continue
+            for entry in entries:
+                state = states.get(entry.handle.native_id)
+                if state is JobState.ACTIVE and entry.active_since is None:
+                    entry.active_since = self.clock.time()
+                if state is None or not state.is_final:
+                    continue
+                if self.book.entry(entry.trial, entry.name) is not entry:  # its trial ended meanwhile
+                    continue
+                try:
+                    result = backend.result(entry.handle)
+                except Exception as exc:
+                    result = JobResult(state=JobState.FAILED, message=f"could not read the job's result: {exc}")
+                self.job_ended(entry, result)
+                ended = True
+        self._poll_failing = failing
         return ended
 
     def job_ended(self, entry: JobEntry, result: JobResult) -> None:
-        """A followed job ended with ``result``: its trial (of one job) is decided."""
+        """A followed job ended with ``result``: its trial (of one job) is decided, or the
+        workflow job is judged."""
         self.book.job_ended(entry)
         timed_out_after = None
         if entry.timed_out:
-            since = entry.active_since if entry.active_since is not None else self.book[entry.trial].started_at
-            timed_out_after = self.clock.time() - since
-        self.decide(entry.trial, result, canceled_because=entry.cancel_reason, timed_out_after=timed_out_after)
+            record = self.book[entry.trial]
+            started = record.jobs[entry.name].started_at if entry.name else record.started_at
+            since = entry.active_since if entry.active_since is not None else started
+            now = self.clock.time()
+            timed_out_after = now - (since if since is not None else now)
+        if entry.name:
+            self.stage_job_ended(entry.trial, entry.name, result, canceled_because=entry.cancel_reason,
+                                 timed_out_after=timed_out_after)
+        else:
+            self.decide(entry.trial, result, canceled_because=entry.cancel_reason, timed_out_after=timed_out_after)
+
+    def stage_job_ended(self, index: int, key: str, result: JobResult, *, canceled_because: str | None = None,
+                        timed_out_after: float | None = None) -> None:
+        """Judge workflow job ``key`` of trial ``index`` and apply the verdict: run it again,
+        keep its output and queue the jobs it unblocks (or, the last stage's, decide the trial),
+        or end the trial (its other jobs are canceled)."""
+        record = self.book[index]
+        job = record.jobs[key]
+        stage = self.workflow.stage_of(key).stage
+        verdict = judge_job(result, StageJob(key=key, attempts=job.attempts, exit_codes=stage.exit_codes,
+                                             canceled_because=canceled_because, timed_out_after=timed_out_after),
+                            self.policy, self.book.records.values())
+        now = self.clock.time()
+        if verdict.action == "retry":
+            self.book.new_job_attempt(index, key, submit=not self.stopping)
+            job.message = f"attempt {job.attempts - 1} failed: {result.message}"
+            log.warning("trial %d: job %s: %s; running it again (attempt %d of %d)", index, key,
+                        result.message.splitlines()[0] if result.message else "infrastructure failure",
+                        job.attempts, self.policy.max_retries + 1)
+            self.save()  # the retry's attempt and token are on disk before its job exists
+            return
+        job.ended_at = now
+        if verdict.action == "done":
+            job.status, job.output, job.message = "COMPLETED", result.output, ""
+            if key != self.workflow.final:
+                log.debug("trial %d: job %s done", index, key)
+                self.queue_ready(index)
+                return
+            trial = Trial(attempts=record.attempts, can_retry=False)
+            self.apply(index, judge(result, trial, self._judged, self.policy, self.book.records.values()), result)
+            return
+        job.status = "CANCELED" if result.state is JobState.CANCELED else "FAILED"
+        job.message = shorten(result.message or f"ended {result.state.value}")
+        assert verdict.trial is not None
+        self._cancel_jobs(index, f"canceled: job {key} ended the trial ({verdict.trial.action})")
+        self.apply(index, verdict.trial, result)
+
+    def _cancel_jobs(self, index: int, reason: str) -> None:
+        """Cancel trial ``index``'s jobs in flight and mark those that have not ended (its trial
+        is ending: the book stops following them)."""
+        now = self.clock.time()
+        for key, job in self.book[index].jobs.items():
+            entry = self.book.entry(index, key)
+            if entry is not None:
+                entry.cancel_reason = reason
+                try:
+                    (entry.backend or self.backend).cancel(entry.handle)
+                except Exception as exc:
+                    log.warning("could not cancel job %s of trial %d: %s", key, index, exc)
+            if job.status in ("WAITING", "RUNNING"):
+                job.status, job.message, job.ended_at = "CANCELED", reason, now
 
     def decide(self, index: int, result: JobResult, *, canceled_because: str | None = None,
                timed_out_after: float | None = None) -> Verdict:
@@ -294,7 +447,6 @@ class TrialLoop:
         trial = Trial(attempts=record.attempts, can_retry=self.job is not None,
                       canceled_because=canceled_because, timed_out_after=timed_out_after)
         verdict = judge(result, trial, self._judged, self.policy, self.book.records.values())
-        now = self.clock.time()
         if verdict.action == "retry":
             self.book.new_attempt(index, submit=not self.stopping)
             record.message = f"attempt {record.attempts - 1} failed: {result.message}"
@@ -306,6 +458,12 @@ class TrialLoop:
                             record.attempts, self.policy.max_retries + 1)
             self.save()  # the retry's attempt and token are on disk before its job exists
             return verdict
+        self.apply(index, verdict, result)
+        return verdict
+
+    def apply(self, index: int, verdict: Verdict, result: JobResult) -> None:
+        """End trial ``index`` as ``verdict`` says, in the book and in Ax."""
+        now = self.clock.time()
         if verdict.action == "abandon":
             self.ax.report(abandon, index, verdict.reason)
             self.book.close(index, "ABANDONED", message=verdict.reason, at=now)
@@ -330,7 +488,6 @@ class TrialLoop:
             self.book.close(index, "FAILED", message=verdict.reason, at=now)
             log.warning("trial %d failed: %s", index, verdict.reason.splitlines()[0] if verdict.reason else "")
         self.on_change()
-        return verdict
 
     def _enforce_timeout(self) -> None:
         """Cancel trials running longer than ``trial_timeout`` (they end as FAILED, saying so),
@@ -343,11 +500,12 @@ class TrialLoop:
         for entry in self.book.jobs():
             if not entry.timed_out and entry.active_since is not None and now - entry.active_since > limit:
                 entry.timed_out = True
-                log.warning("trial %d exceeded trial_timeout=%g s: canceling it", entry.trial, limit)
+                what = f"trial {entry.trial}" + (f" job {entry.name}" if entry.name else "")
+                log.warning("%s exceeded trial_timeout=%g s: canceling it", what, limit)
                 try:
-                    self.backend.cancel(entry.handle)
+                    (entry.backend or self.backend).cancel(entry.handle)
                 except Exception as exc:
-                    log.warning("could not cancel trial %d: %s", entry.trial, exc)
+                    log.warning("could not cancel %s: %s", what, exc)
 
     def cancel_all(self, reason: str, timeout: float = 60.0) -> None:
         """Cancel every job in flight and abandon their trials (with ``reason``). Jobs that do not
@@ -355,7 +513,7 @@ class TrialLoop:
         for entry in self.book.jobs():
             entry.cancel_reason = reason
             try:
-                self.backend.cancel(entry.handle)
+                (entry.backend or self.backend).cancel(entry.handle)
             except Exception as exc:
                 log.warning("could not cancel trial %d: %s", entry.trial, exc)
         deadline = self.clock.monotonic() + timeout
@@ -363,8 +521,9 @@ class TrialLoop:
             self._wait_for_jobs(min(1.0, max(0.0, deadline - self.clock.monotonic())))
             self.poll()
         for entry in self.book.jobs():
-            self.job_ended(entry, JobResult(state=JobState.CANCELED,
-                                            message=f"{reason}; the job did not confirm its end"))
+            if self.book.entry(entry.trial, entry.name) is entry:  # not already ended with its trial
+                self.job_ended(entry, JobResult(state=JobState.CANCELED,
+                                                message=f"{reason}; the job did not confirm its end"))
         self.save()
 
     # ------------------------------------------------------------ interrupts
@@ -376,15 +535,18 @@ class TrialLoop:
             self.ax.want(0)
         stop = Interruption(signal="SIGTERM" if signals.terminated and not signals.presses else "Ctrl-C")
         for entry in self.book.jobs():
-            if ask(self.backend, "outlives_controller", entry.handle, False):
+            backend = entry.backend or self.backend
+            if ask(backend, "outlives_controller", entry.handle, False):
                 self.book.unfollow(entry)
-                stop.left_running.append(entry.trial)
+                if entry.trial not in stop.left_running:
+                    stop.left_running.append(entry.trial)
             elif signals.terminated:  # the process is about to end: stop it, run it again on resume
                 with contextlib.suppress(Exception):
-                    self.backend.cancel(entry.handle)
+                    backend.cancel(entry.handle)
                 self.book.unfollow(entry, keep_handle=False)
-                stop.rerun.append(entry.trial)
-                if not ask(self.backend, "cancel_stops", entry.handle, True):
+                if entry.trial not in stop.rerun:
+                    stop.rerun.append(entry.trial)
+                if not ask(backend, "cancel_stops", entry.handle, True):
                     stop.not_stopped += 1
         self.save()
         if self.book.jobs():
@@ -409,7 +571,7 @@ class TrialLoop:
                 signals.press()
         if signals.presses >= 2:
             for index in stop.left_running:
-                self.book.follow(index)
+                self.book.follow(index, self._backend_of_job)
             stop.canceled += len(stop.left_running)
             stop.left_running.clear()
             self.cancel_all("canceled by a second Ctrl-C")

@@ -1,10 +1,12 @@
-"""What one trial runs: the job spec an objective binds, checked against the backend, and each
-attempt's :class:`~aid2e.types.JobRequest`.
+"""What one trial runs: the job spec an objective binds (or a workflow of stages), checked
+against the backend, and each attempt's :class:`~aid2e.types.JobRequest`.
 
 ``set_objective_function`` / ``set_script_objective`` / ``set_container_objective`` bind a job
 spec (a function, a script, a container); a backend runs it natively or through a plugin's
 adapter (a container becomes a script), which is checked when the objective is bound, not
-when the first trial runs. The spec is saved with the campaign and restored on resume.
+when the first trial runs. ``set_workflow`` binds a :class:`~aid2e.stages.BoundWorkflow`
+instead (its jobs' requests are the workflow's). The spec is saved with the campaign and
+restored on resume (a workflow is bound again with ``set_workflow``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Any
 
 from . import serialize
 from .errors import ConfigError
-from .plugins import get_plugin_manager
 from .types import JobAdapter, JobRequest, Resources
 
-NO_OBJECTIVE = ("no objective: call set_objective_function, set_script_objective or "
-                "set_container_objective before running trials")
+NO_OBJECTIVE = ("no objective: call set_objective_function, set_script_objective, "
+                "set_container_objective or set_workflow before running trials")
 
 
 class Objective:
@@ -28,8 +29,21 @@ class Objective:
         self.backend = backend
         self._make: Callable[[], Any] | None = None
         self._hint: str | None = None
-        #: The spec of the run in progress (also what is saved, and what retries and adoption use).
+        #: The spec of the run in progress (also what is saved, and what retries and adoption use):
+        #: a job spec, or a BoundWorkflow.
         self.spec: Any = None
+
+    @property
+    def workflow(self) -> Any:
+        """The run's BoundWorkflow (None for a trial of one job)."""
+        from .stages import BoundWorkflow
+
+        return self.spec if isinstance(self.spec, BoundWorkflow) else None
+
+    @property
+    def job(self) -> Any:
+        """The run's job spec (None for a workflow)."""
+        return None if self.workflow is not None else self.spec
 
     def bind(self, make_spec: Callable[[], Any], spec: Any = None) -> None:
         """Use ``make_spec()`` for every trial, after checking now what can be checked: that the
@@ -49,16 +63,9 @@ class Objective:
 
     def adapter_for(self, kind: str) -> JobAdapter | None:
         """``None`` if the backend runs ``kind`` natively, else the adapter that makes it runnable."""
-        kinds = frozenset(getattr(self.backend, "kinds", frozenset()))
-        if kind in kinds:
-            return None
-        adapter = get_plugin_manager().job_adapter(kind, kinds)
-        if adapter is not None:
-            return adapter
-        raise ConfigError(
-            f"{type(self.backend).__name__} cannot run {kind} jobs (it runs: "
-            f"{', '.join(sorted(kinds))}) and no installed plugin adapts them"
-        )
+        from .stages import adapter_for
+
+        return adapter_for(self.backend, kind)
 
     def request(self, *, experiment: str, index: int, parameters: Mapping[str, Any], workdir: str,
                 resources: Resources, token: str) -> JobRequest:
@@ -70,6 +77,8 @@ class Objective:
 
     def dump(self) -> dict[str, Any] | None:
         """The spec as saved with the campaign (None before a run)."""
+        if self.workflow is not None:
+            return {"kind": "workflow", **self.workflow.dump()}
         return None if self.spec is None else serialize.dump_job(self.spec)
 
     def restore(self, data: Mapping[str, Any] | None) -> None:
@@ -78,6 +87,10 @@ class Objective:
         if data is None:
             self._hint = ("the saved state holds no objective: call set_objective_function, "
                           "set_script_objective or set_container_objective")
+            return
+        if data.get("kind") == "workflow":
+            self._hint = ("the campaign's trials are made of stages: call set_workflow(...) with its workflow "
+                          "before run_optimization")
             return
         try:
             spec = serialize.load_job(dict(data))

@@ -31,12 +31,15 @@ class Policy:
     * ``max_retries``: times a trial is run again after an infrastructure failure
       (``JobResult.retryable``); a job's own failure is never retried;
     * ``penalty``: values a failed trial completes with instead of failing (None: it fails);
-    * ``trial_timeout``: seconds a job may run before aid2e cancels it (for the reason's text).
+    * ``trial_timeout``: seconds a job may run before aid2e cancels it (for the reason's text);
+    * ``exit_penalty``: values a trial completes with when a stage's job exits with a code its
+      ``exit_codes`` map to ``"penalty"`` (config ``penalty``, whatever the failure policy).
     """
 
     max_retries: int = 0
     trial_timeout: float | None = None
     penalty: Mapping[str, Measurement] | None = None
+    exit_penalty: Mapping[str, Measurement] | None = None
 
 
 @frozen(kw_only=True)
@@ -108,13 +111,79 @@ def judge(result: JobResult, trial: Trial, experiment: Experiment, policy: Polic
         if problem is None:
             known = experiment.metric_names
             return Verdict(action="complete", metrics={k: v for k, v in result.metrics.items() if k in known})
-        return _failed(problem, policy)
+        return _failed(problem, policy, completed)
     if result.state is JobState.CANCELED and trial.canceled_because is not None:
         return Verdict(action="abandon", reason=trial.canceled_because)
     reason = shorten(result.message or f"job ended {result.state.value}")
     if result.state is JobState.CANCELED:
         reason = f"job was canceled outside aid2e: {reason}"
-    return _failed(reason, policy)
+    return _failed(reason, policy, completed)
+
+
+@frozen(kw_only=True)
+class StageJob:
+    """What :func:`judge_job` needs to know of a workflow job that ended (as :class:`Trial` for a
+    trial's one job): its key, attempt, its stage's ``exit_codes``, and why aid2e canceled it."""
+
+    key: str
+    attempts: int = 1
+    exit_codes: Mapping[int, str] = field(factory=dict)
+    canceled_because: str | None = None
+    timed_out_after: float | None = None
+
+
+@frozen(kw_only=True)
+class JobVerdict:
+    """What becomes of a workflow job that ended: ``"done"`` (its output is kept and the jobs
+    after it may start; for the last stage's job, ``trial`` is then decided by :func:`judge`),
+    ``"retry"`` (run it again), or ``"end"``: its trial ends now with the verdict ``trial``."""
+
+    action: str
+    reason: str = ""
+    trial: Verdict | None = None
+
+
+def judge_job(result: JobResult, job: StageJob, policy: Policy, completed: Iterable[Any] = ()) -> JobVerdict:
+    """The verdict on a workflow job whose run ended with ``result``. In order:
+
+    1. a job aid2e canceled for exceeding ``trial_timeout`` failed (saying so);
+    2. an infrastructure failure with retries left (``max_retries`` per job) is retried;
+    3. an exit code its stage's ``exit_codes`` maps ends the trial: ``"penalty"`` completes it with
+       the penalty values, ``"infeasible"`` abandons it, ``"fail"`` fails it (whatever the policy);
+    4. a completed job declaring the design infeasible abandons the trial;
+    5. a completed job is done;
+    6. a job aid2e canceled abandons the trial with aid2e's reason;
+    7. anything else fails the trial, or penalizes it under the penalty policy.
+
+    ``completed``: the trial records so far (penalty values take their metrics' sem convention).
+    """
+    where = f"job {job.key}"
+    if job.timed_out_after is not None:
+        result = JobResult(state=JobState.FAILED, exit_code=result.exit_code,
+                           message=f"exceeded trial_timeout={policy.trial_timeout or 0:g} s and was canceled "
+                           f"(ran {job.timed_out_after:.0f} s)")
+    if result.state is JobState.FAILED and result.retryable and job.attempts <= policy.max_retries:
+        return JobVerdict(action="retry", reason=result.message)
+    reason = f"{where}: {shorten(result.message or f'ended {result.state.value}')}"
+    action = job.exit_codes.get(result.exit_code) if result.state is JobState.FAILED and result.exit_code else None
+    if action == "penalty" and policy.exit_penalty is not None:
+        return JobVerdict(action="end", reason=reason, trial=Verdict(
+            action="penalize", reason=f"penalized: {reason}", metrics=penalty_metrics(policy.exit_penalty, completed)))
+    if action == "infeasible":
+        return JobVerdict(action="end", reason=reason, trial=Verdict(action="abandon", reason=f"infeasible: {reason}"))
+    if action == "fail":
+        return JobVerdict(action="end", reason=reason, trial=Verdict(action="fail", reason=reason))
+    if result.state is JobState.COMPLETED:
+        if result.infeasible is not None:
+            return JobVerdict(action="end", trial=Verdict(action="abandon",
+                                                          reason=f"infeasible: {where}: {result.infeasible}"))
+        return JobVerdict(action="done")
+    if result.state is JobState.CANCELED and job.canceled_because is not None:
+        return JobVerdict(action="end", reason=job.canceled_because,
+                          trial=Verdict(action="abandon", reason=job.canceled_because))
+    if result.state is JobState.CANCELED:
+        reason = f"{where} was canceled outside aid2e: {shorten(result.message or 'canceled')}"
+    return JobVerdict(action="end", reason=reason, trial=_failed(reason, policy, completed))
 
 
 def _result_problem(result: JobResult, experiment: Experiment, completed: Iterable[Any]) -> str | None:
@@ -128,10 +197,19 @@ def _result_problem(result: JobResult, experiment: Experiment, completed: Iterab
     return None if problem is None else f"result refused: {problem}"
 
 
-def _failed(reason: str, policy: Policy) -> Verdict:
+def _failed(reason: str, policy: Policy, completed: Iterable[Any]) -> Verdict:
     if policy.penalty is not None:
-        return Verdict(action="penalize", reason=f"penalized: {reason}", metrics=dict(policy.penalty))
+        return Verdict(action="penalize", reason=f"penalized: {reason}",
+                       metrics=penalty_metrics(policy.penalty, completed))
     return Verdict(action="fail", reason=reason)
+
+
+def penalty_metrics(penalty: Mapping[str, Measurement], completed: Iterable[Any]) -> dict[str, Measurement]:
+    """The penalty values in the form the metrics' results take (Ax fails on a mix): a value
+    given without a sem gets sem 0 (it is exact) where completed results carry a sem."""
+    conventions = data_checks.metric_conventions(completed, penalty)
+    return {name: Measurement(mean=value.mean, sem=0.0) if value.sem is None and conventions.get(name) else value
+            for name, value in penalty.items()}
 
 
 def shorten(text: str, limit: int = MAX_REASON) -> str:
@@ -142,4 +220,5 @@ def shorten(text: str, limit: int = MAX_REASON) -> str:
     return f"{text[:half]} ... [{len(text) - 2 * half} characters cut] ... {text[-half:]}"
 
 
-__all__ = ["ACTIONS", "MAX_REASON", "Experiment", "Policy", "Trial", "Verdict", "judge", "shorten"]
+__all__ = ["ACTIONS", "MAX_REASON", "Experiment", "JobVerdict", "Policy", "StageJob", "Trial", "Verdict", "judge",
+           "judge_job", "shorten"]

@@ -33,9 +33,34 @@ EXPERIMENT_FILE = "experiment.json"
 STATUSES = ("COMPLETED", "FAILED", "RUNNING", "ABANDONED")
 #: The keys of a saved trial record (``aid2e.trials.TrialRecord``'s fields).
 RECORD_KEYS = frozenset({"index", "parameters", "status", "handle", "message", "metrics", "started_at",
-                         "ended_at", "attempts", "token", "penalized"})
+                         "ended_at", "attempts", "token", "penalized", "jobs"})
+#: A workflow job's statuses and the keys of its saved record (``aid2e.trials.JobRecord``'s fields).
+JOB_STATUSES = ("WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELED")
+JOB_KEYS = frozenset({"stage", "name", "fan_out", "status", "handle", "attempts", "token", "message", "output",
+                      "started_at", "ended_at"})
 
 _NAME = re.compile(r"\s*(-?)\s*([A-Za-z_][A-Za-z0-9_.:]*)\s*\Z")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job of a trial made of stages, as the saved records describe it."""
+
+    stage: str
+    name: str
+    status: str
+    backend: str | None = None
+    native_id: str | None = None
+    workdir: str | None = None
+    attempts: int = 1
+    message: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "job": self.name, "status": self.status, "backend": self.backend,
+                "job_id": self.native_id, "workdir": self.workdir, "attempts": self.attempts,
+                "started_at": self.started_at, "ended_at": self.ended_at, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,7 @@ class TrialInfo:
     started_at: float | None = None
     ended_at: float | None = None
     penalized: bool = False  # COMPLETED with the campaign's penalty values after its job failed
+    jobs: list[JobInfo] = field(default_factory=list)  # a trial made of stages: its jobs
 
     def runtime(self, now: float) -> float | None:
         """Seconds from start to end (to ``now`` while it runs); ``None`` if unknown."""
@@ -75,6 +101,7 @@ class TrialInfo:
             "metrics": self.metrics,
             "message": self.message,
             "penalized": self.penalized,
+            "jobs": [job.to_json() for job in self.jobs],
         }
 
 
@@ -258,7 +285,38 @@ def check_record(record: Any) -> dict[str, Any]:
     for key in ("handle", "metrics"):
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise TypeError(f"'{key}' must be an object, got {type(record[key]).__name__}")
+    jobs = record.get("jobs") or []
+    if not isinstance(jobs, list):
+        raise TypeError(f"'jobs' must be a list, got {type(jobs).__name__}")
+    for position, job in enumerate(jobs):
+        try:
+            check_job(job)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"job #{position}: {exc}") from exc
     return record
+
+
+def check_job(job: Any) -> dict[str, Any]:
+    """The rule a saved workflow job record follows: an object with only :data:`JOB_KEYS`,
+    ``stage`` and ``name`` text, ``status`` one of :data:`JOB_STATUSES`, ``handle`` and
+    ``fan_out`` objects (or null), ``attempts`` a positive integer."""
+    if not isinstance(job, dict):
+        raise TypeError(f"expected an object, got {type(job).__name__}")
+    unknown = sorted(set(job) - JOB_KEYS, key=str)
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    for key in ("stage", "name"):
+        if not isinstance(job.get(key), str) or not job[key]:
+            raise TypeError(f"'{key}' must be a non-empty string, got {job.get(key)!r}")
+    if job.get("status", "WAITING") not in JOB_STATUSES:
+        raise ValueError(f"unknown job 'status' {job.get('status')!r}")
+    for key in ("handle", "fan_out"):
+        if job.get(key) is not None and not isinstance(job[key], dict):
+            raise TypeError(f"'{key}' must be an object, got {type(job[key]).__name__}")
+    attempts = job.get("attempts", 1)
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise TypeError(f"'attempts' must be a positive integer, got {attempts!r}")
+    return job
 
 
 def _trial(record: Any) -> TrialInfo:
@@ -275,6 +333,16 @@ def _trial(record: Any) -> TrialInfo:
         else:
             metrics[str(name)] = {"mean": _num(value), "sem": None}
     message = record.get("message") or ""
+    jobs = []
+    for job in record.get("jobs") or []:
+        job_handle = job.get("handle") or {}
+        text = job.get("message") or ""
+        jobs.append(JobInfo(stage=job["stage"], name=job["name"], status=job.get("status", "WAITING"),
+                            backend=_str_or_none(job_handle.get("backend")),
+                            native_id=_str_or_none(job_handle.get("native_id")),
+                            workdir=_str_or_none(job_handle.get("workdir")), attempts=job.get("attempts", 1),
+                            message=text if isinstance(text, str) else str(text),
+                            started_at=_num(job.get("started_at")), ended_at=_num(job.get("ended_at"))))
     return TrialInfo(
         index=index,
         parameters=parameters,
@@ -287,6 +355,7 @@ def _trial(record: Any) -> TrialInfo:
         started_at=_num(record.get("started_at")),
         ended_at=_num(record.get("ended_at")),
         penalized=record.get("penalized") is True,
+        jobs=jobs,
     )
 
 
@@ -346,5 +415,6 @@ def _experiment_name(document: Mapping[str, Any] | None, trials: list[TrialInfo]
     return None
 
 
-__all__ = ["EXPERIMENT_FILE", "RECORD_KEYS", "STATE_FORMAT", "STATE_VERSION", "STATUSES", "TRIALS_FILE",
-           "CampaignState", "TrialInfo", "check_record", "document_text", "read_document", "read_state", "saved_at"]
+__all__ = ["EXPERIMENT_FILE", "JOB_KEYS", "JOB_STATUSES", "RECORD_KEYS", "STATE_FORMAT", "STATE_VERSION", "STATUSES",
+           "TRIALS_FILE", "CampaignState", "JobInfo", "TrialInfo", "check_job", "check_record", "document_text",
+           "read_document", "read_state", "saved_at"]

@@ -18,39 +18,57 @@ from attrs import define, frozen
 
 from . import serialize, state
 from .errors import ConfigError
-from .trials import TrialRecord
+from .trials import JobRecord, TrialRecord
 from .types import JobHandle, Measurement
 
 
 def record_to_json(record: TrialRecord, home: Path) -> dict[str, Any]:
-    """A trial record as JSON; its trial directory relative to ``home`` (the campaign
-    directory) when it lies inside it."""
+    """A trial record as JSON; its job directories relative to ``home`` (the campaign
+    directory) when they lie inside it."""
     data = attrs.asdict(record, recurse=False)
-    if record.handle is not None:
-        data["handle"] = serialize.to_json(record.handle)
-        workdir = Path(record.handle.workdir)
-        if workdir.is_absolute() and workdir.is_relative_to(home):
-            data["handle"]["workdir"] = str(workdir.relative_to(home))
+    data["handle"] = _handle_to_json(record.handle, home)
     data["metrics"] = {k: serialize.to_json(v) for k, v in record.metrics.items()}
+    data["jobs"] = [{**attrs.asdict(job, recurse=False), "handle": _handle_to_json(job.handle, home)}
+                    for job in record.jobs.values()]
+    return data
+
+
+def _handle_to_json(handle: JobHandle | None, home: Path) -> dict[str, Any] | None:
+    if handle is None:
+        return None
+    data = serialize.to_json(handle)
+    workdir = Path(handle.workdir)
+    if workdir.is_absolute() and workdir.is_relative_to(home):
+        data["workdir"] = str(workdir.relative_to(home))
     return data
 
 
 def record_from_json(data: Any, home: Path, saved_dir: str | None = None) -> TrialRecord:
     """The inverse of :func:`record_to_json` (checked by :func:`aid2e.state.check_record`): a
-    relative trial directory is placed under ``home`` (so is an absolute one inside
+    relative job directory is placed under ``home`` (so is an absolute one inside
     ``saved_dir``, the directory it was saved in)."""
     values = dict(state.check_record(data))
-    handle = values.get("handle")
-    if handle:
-        handle = serialize.from_json(handle, JobHandle)
-        workdir = Path(handle.workdir)
-        if not workdir.is_absolute():
-            handle = attrs.evolve(handle, workdir=str(home / workdir))
-        elif saved_dir and workdir.is_relative_to(saved_dir):
-            handle = attrs.evolve(handle, workdir=str(home / workdir.relative_to(saved_dir)))
-    values["handle"] = handle or None
+    values["handle"] = _handle_from_json(values.get("handle"), home, saved_dir)
     values["metrics"] = {k: serialize.from_json(v, Measurement) for k, v in (values.get("metrics") or {}).items()}
+    jobs = {}
+    for job_data in values.get("jobs") or []:
+        job = JobRecord(**{**job_data, "handle": _handle_from_json(job_data.get("handle"), home, saved_dir),
+                           "fan_out": dict(job_data.get("fan_out") or {})})
+        jobs[job.key] = job
+    values["jobs"] = jobs
     return TrialRecord(**values)
+
+
+def _handle_from_json(data: Any, home: Path, saved_dir: str | None) -> JobHandle | None:
+    if not data:
+        return None
+    handle = serialize.from_json(data, JobHandle)
+    workdir = Path(handle.workdir)
+    if not workdir.is_absolute():
+        return attrs.evolve(handle, workdir=str(home / workdir))
+    if saved_dir and workdir.is_relative_to(saved_dir):
+        return attrs.evolve(handle, workdir=str(home / workdir.relative_to(saved_dir)))
+    return handle
 
 
 class RecordEncoder:

@@ -1,10 +1,12 @@
 """The trial book: the one owner of every trial's state and of the jobs in flight.
 
 A trial's :class:`TrialRecord` (status, attempt, token, parameters, result or reason) is what is
-saved and what ``AxScheduler.trials`` shows. The jobs the loop is following are :class:`JobEntry`
-rows of the book, keyed by trial and job name, and carry what only the loop needs: when the job
-was first seen running (``trial_timeout`` counts from there) and why aid2e canceled it, if it
-did. A trial owns its jobs: today one (name ``""``); trials made of stages own several.
+saved and what ``AxScheduler.trials`` shows. A trial runs one job (its record's ``handle``,
+``attempts`` and ``token`` are that job's; the book calls it ``""``), or, made of stages, one
+:class:`JobRecord` per job of its workflow, in its record's ``jobs`` (keyed ``stage/job``).
+The jobs the loop is following are :class:`JobEntry` rows of the book, keyed by trial and job
+key, and carry what only the loop needs: the backend the job runs on, when the job was first
+seen running (``trial_timeout`` counts from there) and why aid2e canceled it, if it did.
 
 Nothing else keeps trial state: the loop asks the book, Ax is told what the book decided, and
 the state files are written from the book's records.
@@ -23,6 +25,36 @@ from .types import JobHandle, Measurement
 
 #: A trial record's statuses; RUNNING until it ends one of the other three ways.
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "ABANDONED")
+#: A workflow job's statuses: WAITING for its inputs (or a slot), RUNNING (saved just before its
+#: submission, then with its handle), then how it ended.
+JOB_STATUSES = ("WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELED")
+
+
+@define(kw_only=True)
+class JobRecord:
+    """One job of a trial made of stages: where it runs and how it ended.
+
+    As for a trial's one job, a RUNNING job without a handle was saved just before its
+    submission, and ``token`` names its current attempt. ``output`` is what it gave (a JSON
+    value, or None), passed to the jobs after it.
+    """
+
+    stage: str
+    name: str
+    fan_out: dict[str, Any] = field(factory=dict)
+    status: str = "WAITING"
+    handle: JobHandle | None = None
+    attempts: int = 1
+    token: str = ""
+    message: str = ""
+    output: Any = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        """``stage/job``: the job's name in its trial (and its directory under the trial's)."""
+        return f"{self.stage}/{self.name}"
 
 
 @define(kw_only=True)
@@ -45,6 +77,7 @@ class TrialRecord:
     attempts: int = 1
     token: str = ""
     penalized: bool = False  # COMPLETED with config 'penalty' after its job failed (message says why)
+    jobs: dict[str, JobRecord] = field(factory=dict)  # a trial made of stages: its jobs, by key
 
 
 @define(kw_only=True)
@@ -53,7 +86,8 @@ class JobEntry:
 
     trial: int
     handle: JobHandle
-    name: str = ""  # which of its trial's jobs ("" for a trial's one job)
+    name: str = ""  # which of its trial's jobs: a JobRecord's key ("" for a trial's one job)
+    backend: Any = None  # the backend it runs on (None: the scheduler's)
     active_since: float | None = None  # wall time the first poll saw it ACTIVE (trial_timeout counts from it)
     cancel_reason: str | None = None  # aid2e canceled it (its trial is abandoned with this reason)
     timed_out: bool = False  # aid2e canceled it for exceeding trial_timeout
@@ -65,17 +99,18 @@ def new_token() -> str:
 
 
 class TrialBook:
-    """Every trial's record (``records``), the jobs in flight, and the trials waiting to be submitted.
+    """Every trial's record (``records``), the jobs in flight, and the jobs waiting to be submitted.
 
-    A RUNNING trial is in exactly one of three places: following its job (``jobs``), waiting
-    for its current attempt to be submitted (``awaiting``), or neither — left for a resumed
-    controller (its job outlives this one, or it runs again on resume).
+    A job is named by ``(trial, key)``: key ``""`` for a trial's one job, a :class:`JobRecord`'s
+    key for a job of a workflow. A RUNNING trial is following jobs (``jobs``), has jobs waiting
+    for their submission (``awaiting``), or neither — left for a resumed controller (its jobs
+    outlive this one, or run again on resume).
     """
 
     def __init__(self, records: Mapping[int, TrialRecord] | None = None) -> None:
         self.records: dict[int, TrialRecord] = dict(records or {})
         self._jobs: dict[tuple[int, str], JobEntry] = {}
-        self._awaiting: dict[int, None] = {}  # ordered set: trials to submit, oldest first
+        self._awaiting: dict[tuple[int, str], None] = {}  # ordered set: jobs to submit, oldest first
 
     # ------------------------------------------------------------ queries
     def __getitem__(self, index: int) -> TrialRecord:
@@ -91,23 +126,35 @@ class TrialBook:
     def handles(self) -> list[JobHandle]:
         return [entry.handle for entry in self._jobs.values()]
 
-    def awaiting(self) -> list[int]:
-        """Trials whose current attempt is to be submitted, oldest first."""
+    def awaiting(self) -> list[tuple[int, str]]:
+        """Jobs ``(trial, key)`` whose current attempt is to be submitted, oldest first."""
         return list(self._awaiting)
+
+    def is_awaiting(self, index: int, key: str = "") -> bool:
+        return (index, key) in self._awaiting
 
     def following(self, index: int) -> bool:
         """Whether a job of trial ``index`` is in flight."""
         return any(key[0] == index for key in self._jobs)
 
+    def entry(self, index: int, key: str = "") -> JobEntry | None:
+        return self._jobs.get((index, key))
+
     @property
     def in_flight(self) -> int:
-        """Trials holding a slot: following a job or waiting for their submission."""
-        return len({key[0] for key in self._jobs} | set(self._awaiting))
+        """RUNNING trials holding a slot: following a job or having one waiting for its submission."""
+        held = {key[0] for key in self._jobs} | {key[0] for key in self._awaiting}
+        return sum(1 for index in held if self.records[index].status == "RUNNING")
+
+    def on_backend(self, backend: Any) -> int:
+        """Jobs in flight on ``backend`` (None: the scheduler's)."""
+        return sum(1 for entry in self._jobs.values() if entry.backend is backend)
 
     def unfollowed_running(self) -> Iterator[TrialRecord]:
         """RUNNING trials neither followed nor waiting (as a loaded campaign's are)."""
+        waiting = {key[0] for key in self._awaiting}
         for index, record in self.records.items():
-            if record.status == "RUNNING" and not self.following(index) and index not in self._awaiting:
+            if record.status == "RUNNING" and not self.following(index) and index not in waiting:
                 yield record
 
     def counts(self) -> dict[str, int]:
@@ -120,11 +167,14 @@ class TrialBook:
         return counts
 
     # ------------------------------------------------------------ changes
-    def open(self, index: int, parameters: Mapping[str, Any]) -> TrialRecord:
-        """A new RUNNING trial waiting for its first submission."""
-        record = TrialRecord(index=index, parameters=dict(parameters), token=new_token())
+    def open(self, index: int, parameters: Mapping[str, Any], jobs: Mapping[str, JobRecord] | None = None
+             ) -> TrialRecord:
+        """A new RUNNING trial: waiting for its job's first submission, or made of the workflow
+        ``jobs`` (all WAITING: :meth:`await_submission` queues those whose inputs exist)."""
+        record = TrialRecord(index=index, parameters=dict(parameters), token=new_token(), jobs=dict(jobs or {}))
         self.records[index] = record
-        self._awaiting[index] = None
+        if not record.jobs:
+            self._awaiting[(index, "")] = None
         return record
 
     def new_attempt(self, index: int, *, submit: bool = True) -> TrialRecord:
@@ -136,33 +186,56 @@ class TrialBook:
         record.attempts += 1
         record.token, record.handle, record.ended_at = new_token(), None, None
         if submit:
-            self._awaiting[index] = None
+            self._awaiting[(index, "")] = None
         return record
 
-    def await_submission(self, index: int) -> None:
-        """Trial ``index`` (RUNNING, no job in flight) is to be submitted by the loop."""
-        self._awaiting[index] = None
+    def new_job_attempt(self, index: int, key: str, *, submit: bool = True) -> JobRecord:
+        """Make job ``key`` of trial ``index`` a new attempt (as :meth:`new_attempt` for a trial's one job)."""
+        job = self.records[index].jobs[key]
+        self._jobs.pop((index, key), None)
+        job.attempts += 1
+        job.status, job.token, job.handle, job.ended_at = "RUNNING", new_token(), None, None
+        if submit:
+            self._awaiting[(index, key)] = None
+        return job
 
-    def submitted(self, index: int, handle: JobHandle, name: str = "") -> JobEntry:
-        """Trial ``index``'s job was submitted (or found again): follow it."""
-        self._awaiting.pop(index, None)
-        self.records[index].handle = handle
-        entry = JobEntry(trial=index, handle=handle, name=name)
+    def await_submission(self, index: int, key: str = "") -> None:
+        """Job ``key`` of trial ``index`` (RUNNING, not in flight) is to be submitted by the loop."""
+        self._awaiting[(index, key)] = None
+
+    def submitted(self, index: int, handle: JobHandle, name: str = "", backend: Any = None) -> JobEntry:
+        """Job ``name`` of trial ``index`` was submitted (or found again) on ``backend``: follow it."""
+        self._awaiting.pop((index, name), None)
+        record = self.records[index]
+        if name:
+            record.jobs[name].handle = handle
+            record.jobs[name].status = "RUNNING"
+        else:
+            record.handle = handle
+        entry = JobEntry(trial=index, handle=handle, name=name, backend=backend)
         self._jobs[(index, name)] = entry
         return entry
 
-    def follow(self, index: int) -> JobEntry:
-        """Follow trial ``index``'s saved job again (a resumed campaign, or a job left running)."""
+    def follow(self, index: int, backend_of: Any = None) -> list[JobEntry]:
+        """Follow trial ``index``'s saved jobs again (a resumed campaign, or jobs left running):
+        its one job, or each RUNNING job of its workflow that has a handle (on ``backend_of(job)``)."""
         record = self.records[index]
-        assert record.handle is not None, "follow() needs a saved handle"
-        return self.submitted(index, record.handle)
+        if not record.jobs:
+            assert record.handle is not None, "follow() needs a saved handle"
+            return [self.submitted(index, record.handle)]
+        return [self.submitted(index, job.handle, job.key, backend_of(job) if backend_of else None)
+                for job in record.jobs.values() if job.status == "RUNNING" and job.handle is not None]
 
     def unfollow(self, entry: JobEntry, *, keep_handle: bool = True) -> None:
         """Stop following a job without ending its trial: it is left running for a resumed
-        controller (``keep_handle``), or it was stopped and the trial runs again on resume."""
+        controller (``keep_handle``), or it was stopped and runs again on resume."""
         self._jobs.pop((entry.trial, entry.name), None)
         if not keep_handle:
-            self.records[entry.trial].handle = None
+            record = self.records[entry.trial]
+            if entry.name:
+                record.jobs[entry.name].handle = None
+            else:
+                record.handle = None
 
     def job_ended(self, entry: JobEntry) -> None:
         """A followed job reached a final state (its trial is decided next)."""
@@ -176,7 +249,8 @@ class TrialBook:
         assert status in STATUSES and status != "RUNNING", status
         record = self.records[index]
         self._drop_jobs(index)
-        self._awaiting.pop(index, None)
+        for key in [key for key in self._awaiting if key[0] == index]:
+            del self._awaiting[key]
         record.status, record.penalized = status, penalized
         if message is not None:
             record.message = message
@@ -196,4 +270,4 @@ class TrialBook:
         self._awaiting.clear()
 
 
-__all__ = ["STATUSES", "JobEntry", "TrialBook", "TrialRecord", "new_token"]
+__all__ = ["JOB_STATUSES", "STATUSES", "JobEntry", "JobRecord", "TrialBook", "TrialRecord", "new_token"]

@@ -79,7 +79,9 @@ memory_bytes = size_bytes
 class FunctionJob:
     """Call a Python function with the trial's parameters in the backend's worker.
 
-    ``call_style`` is ``"kwargs"`` (``fn(**parameters)``) or ``"dict"`` (``fn(parameters)``).
+    ``call_style`` is ``"kwargs"`` (``fn(**parameters)``) or ``"dict"`` (``fn(parameters)``), or
+    ``"output"``: ``fn(parameters)``, whose return value is the job's output (any JSON value,
+    :attr:`JobResult.output`) rather than metrics (a stage before the last one of a workflow).
     """
 
     kind: ClassVar[str] = "function"
@@ -101,6 +103,18 @@ class ScriptJob:
     #: Run (argv, no shell) when the job is canceled, after the signal reached the program: for
     #: what the signal cannot stop, e.g. a container that a daemon keeps running.
     on_cancel: tuple[str, ...] = field(default=(), converter=tuple)
+    #: What ``result.json`` holds: ``"metrics"`` (the trial's, required), or ``"output"`` (a stage
+    #: before the last one of a workflow: any JSON value, :attr:`JobResult.output`, or no file).
+    returns: str = field(default="metrics", validator=lambda _i, _a, v: _one_of(v, RETURNS, "returns"))
+
+
+#: What a script's result file holds (see ``ScriptJob.returns``).
+RETURNS = ("metrics", "output")
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 #: Any job spec: a class with a ``kind`` class variable, registered through ``aid2e_job_kinds``.
@@ -151,6 +165,9 @@ class JobResult:
     #: The evaluation declared the design infeasible (e.g. overlapping volumes): the trial is
     #: abandoned in Ax with this reason rather than failed or completed.
     infeasible: str | None = None
+    #: A completed job's output, when it gives one rather than metrics (``ScriptJob.returns``
+    #: ``"output"``, a function job of call style ``"output"``): a JSON value, or None.
+    output: Any = None
 
     def __attrs_post_init__(self) -> None:
         if not self.state.is_final:
@@ -251,6 +268,27 @@ def parse_metrics(value: Any) -> dict[str, Measurement]:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metric {_brief(name)}: {exc}") from exc
     return metrics
+
+
+#: Bytes of JSON a stage's output may take (it is kept in the trial's record and in the next jobs' job files).
+OUTPUT_LIMIT = 64 * 1024
+
+
+def parse_output(value: Any) -> Any:
+    """A stage's output, checked: a JSON value (finite numbers) of at most :data:`OUTPUT_LIMIT`
+    bytes; a ``ValueError`` says what is wrong. Bigger data belongs in files in the job's directory."""
+    import json
+
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(f"a stage's output must be a JSON value (dict, list, string, finite number, bool "
+                         f"or None): {reason}") from None
+    if len(text) > OUTPUT_LIMIT:
+        raise ValueError(f"a stage's output is {len(text)} bytes of JSON, more than {OUTPUT_LIMIT}: write large "
+                         "data to files in the job's directory and give their names")
+    return json.loads(text)
 
 
 def _measurement(raw: Any) -> Measurement:

@@ -17,7 +17,16 @@ import attrs
 
 from .. import atomic
 from ..errors import ConfigError
-from ..types import FunctionJob, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
+from ..types import (
+    FunctionJob,
+    JobRequest,
+    JobResult,
+    JobState,
+    ScriptJob,
+    infeasible_reason,
+    parse_metrics,
+    parse_output,
+)
 from .worker import call_objective
 
 #: Characters of an exception's text kept in a trial's failure reason.
@@ -43,6 +52,50 @@ def call_style_for(function: Callable[..., Any], parameter_names: Iterable[str])
     return "kwargs"
 
 
+#: What a workflow stage's function gets when it declares a parameter of that name: the outputs
+#: of the jobs it depends on, and its own job directory.
+STAGE_KEYWORDS = ("inputs", "job_dir")
+
+
+def stage_call_style(function: Callable[..., Any], names: Iterable[str]) -> tuple[str, tuple[str, ...]]:
+    """A workflow stage's function: its call style (the rule above, with the fan-out values among
+    the ``names``; parameters named as :data:`STAGE_KEYWORDS` do not count) and which of
+    :data:`STAGE_KEYWORDS` it declares."""
+    if not callable(function):
+        raise ConfigError(f"the stage function must be callable, got {type(function).__name__}")
+    try:
+        params = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return "kwargs", ()
+    declared = tuple(name for name in STAGE_KEYWORDS
+                     if any(p.name == name and p.kind is not p.VAR_KEYWORD for p in params))
+    positional = [p for p in params if p.name not in STAGE_KEYWORDS and p.default is p.empty
+                  and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    has_var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    if len(positional) == 1 and positional[0].name not in set(names) and not has_var_kw:
+        return "dict", declared
+    return "kwargs", declared
+
+
+@attrs.frozen
+class StageCall:
+    """A workflow stage's function with one job's additions: called with the trial's parameters
+    (``call(parameters)``), it calls ``function`` in its ``style`` with the job's fan-out values
+    ``added`` to them, and the ``extra`` keywords it declared (``inputs``, ``job_dir``). Picklable
+    (the function is pickled as objectives are), so it runs in any backend's worker."""
+
+    function: Callable[..., Any]
+    style: str
+    added: dict[str, Any]
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def __call__(self, parameters: Mapping[str, Any]) -> Any:
+        values = {**parameters, **self.added}
+        if self.style == "dict":
+            return self.function(values, **self.extra)
+        return self.function(**values, **self.extra)
+
+
 def function_job(function: Callable[..., Any], parameter_names: Iterable[str]) -> FunctionJob:
     """A function job for ``function``, its call style chosen from its signature."""
     return FunctionJob(function=function, call_style=call_style_for(function, parameter_names))
@@ -59,7 +112,7 @@ def run_function_job(job: FunctionJob, parameters: Mapping[str, Any]) -> JobResu
 
 def result_of_call(outcome: Any) -> JobResult:
     """The :class:`JobResult` of what :func:`aid2e.jobs.worker.call_objective` returned."""
-    if not isinstance(outcome, tuple) or not outcome or outcome[0] not in ("value", "raised"):
+    if not isinstance(outcome, tuple) or not outcome or outcome[0] not in ("value", "output", "raised"):
         return JobResult(state=JobState.FAILED, message=f"the worker returned {type(outcome).__name__}, "
                                                         "not the outcome of an objective call")
     if outcome[0] == "raised":
@@ -71,6 +124,11 @@ def result_of_call(outcome: Any) -> JobResult:
     infeasible = infeasible_reason(value)
     if infeasible is not None:
         return JobResult(state=JobState.COMPLETED, infeasible=infeasible)
+    if outcome[0] == "output":
+        try:
+            return JobResult(state=JobState.COMPLETED, output=parse_output(value))
+        except ValueError as exc:
+            return JobResult(state=JobState.FAILED, message=f"bad stage output: {exc}")
     try:
         metrics = parse_metrics(value)
     except ValueError as exc:
@@ -125,4 +183,5 @@ def to_script_job(request: JobRequest, _backend: Any = None) -> JobRequest:
     payload = Path(request.workdir) / PAYLOAD_FILE
     atomic.write_bytes(payload, check_picklable(request.job))
     argv = (sys.executable, "-m", "aid2e.jobs.run_function", str(payload))
-    return attrs.evolve(request, job=ScriptJob(argv=argv))
+    returns = "output" if request.job.call_style == "output" else "metrics"
+    return attrs.evolve(request, job=ScriptJob(argv=argv, returns=returns))

@@ -1,7 +1,8 @@
 """Run a pickled function job inside a batch job: ``python -m aid2e.jobs.run_function PAYLOAD``.
 
-The script contract applies: parameters from ``$AID2E_PARAMS_FILE``, metrics written to
-``$AID2E_RESULT_FILE``. When the function raises or returns something that is not a dict of
+The script contract applies: parameters from ``$AID2E_PARAMS_FILE``, metrics (or, for call
+style ``"output"``, the stage's output) written to ``$AID2E_RESULT_FILE``.
+When the function raises or returns something that is not a dict of
 finite metrics, the reason goes to stderr and the exit code is 1, so the trial fails with it.
 """
 
@@ -34,6 +35,9 @@ def main(argv: list[str]) -> int:
         return 1
     if result.infeasible is not None:
         atomic.write_json(os.environ["AID2E_RESULT_FILE"], {"infeasible": result.infeasible})
+        return 0
+    if call_style == "output":  # a stage's output (checked JSON), not metrics
+        atomic.write_json(os.environ["AID2E_RESULT_FILE"], result.output)
         return 0
     atomic.write_json(os.environ["AID2E_RESULT_FILE"], {k: to_json(v) for k, v in result.metrics.items()})
     return 0

@@ -21,7 +21,16 @@ from pathlib import Path
 
 from .. import atomic
 from ..errors import ConfigError
-from ..types import JobHandle, JobRequest, JobResult, JobState, ScriptJob, infeasible_reason, parse_metrics
+from ..types import (
+    JobHandle,
+    JobRequest,
+    JobResult,
+    JobState,
+    ScriptJob,
+    infeasible_reason,
+    parse_metrics,
+    parse_output,
+)
 from . import untrusted
 from .files import COMMAND_FILE, PARAMS_FILE, RESULT_FILE, STALE_FILES, STATUS_FILE, STDERR_FILE
 from .files import STDOUT_FILE as STDOUT_FILE  # the contract's names, also from here
@@ -75,7 +84,7 @@ def prepare_workdir(request: JobRequest) -> Path:
     }
     atomic.write_json(workdir / COMMAND_FILE, {"argv": list(request.job.argv), "env": env,
                                                "on_cancel": list(request.job.on_cancel),
-                                               "token": request.token})
+                                               "token": request.token, "returns": request.job.returns})
     return workdir
 
 
@@ -131,14 +140,28 @@ def tail(path: Path, limit: int = TAIL_CHARS) -> str:
         return ""
 
 
-def read_command_token(workdir: str | os.PathLike[str]) -> str | None:
-    """The attempt token the trial directory was prepared under (None: never prepared, or unreadable)."""
+def _read_command(workdir: str | os.PathLike[str]) -> dict | None:
+    """The launch description the controller wrote (None: never prepared, or unreadable)."""
     try:
         command = untrusted.parse_json(untrusted.read_text(Path(workdir) / COMMAND_FILE, STATUS_LIMIT))
     except (OSError, ValueError):  # missing, replaced by the trial, not JSON
         return None
-    token = command.get("token", "") if isinstance(command, dict) else None
+    return command if isinstance(command, dict) else None
+
+
+def read_command_token(workdir: str | os.PathLike[str]) -> str | None:
+    """The attempt token the trial directory was prepared under (None: never prepared, or unreadable)."""
+    command = _read_command(workdir)
+    token = command.get("token", "") if command is not None else None
     return token if isinstance(token, str) else None
+
+
+def read_returns(workdir: str | os.PathLike[str]) -> str:
+    """What the job prepared in ``workdir`` writes to its result file (``ScriptJob.returns``;
+    ``"metrics"`` when not said, as jobs of an older aid2e)."""
+    command = _read_command(workdir)
+    returns = command.get("returns") if command is not None else None
+    return "output" if returns == "output" else "metrics"
 
 
 def handle_token(handle: JobHandle) -> str | None:
@@ -248,9 +271,12 @@ def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False, toke
         return JobResult(state=JobState.FAILED, exit_code=code,
                          message=f"script exited with code {code}{where}")
     result_path = workdir / RESULT_FILE
+    output = read_returns(workdir) == "output"
     try:
         text = untrusted.read_text(result_path, RESULT_LIMIT)
     except FileNotFoundError:
+        if output:  # a stage may leave its output in files only
+            return JobResult(state=JobState.COMPLETED, exit_code=0)
         return JobResult(state=JobState.FAILED, exit_code=0,
                          message=f"script exited 0 but wrote no result to $AID2E_RESULT_FILE ({result_path})")
     except untrusted.UntrustedFileError as exc:
@@ -263,6 +289,11 @@ def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False, toke
     infeasible = infeasible_reason(value)
     if infeasible is not None:
         return JobResult(state=JobState.COMPLETED, exit_code=0, infeasible=infeasible[:TAIL_CHARS])
+    if output:
+        try:
+            return JobResult(state=JobState.COMPLETED, exit_code=0, output=parse_output(value))
+        except ValueError as exc:
+            return JobResult(state=JobState.FAILED, exit_code=0, message=f"bad output in {result_path}: {exc}")
     try:
         metrics = parse_metrics(value)
     except (ValueError, RecursionError) as exc:

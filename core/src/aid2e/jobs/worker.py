@@ -61,11 +61,14 @@ def noop() -> None:
 
 
 def call_objective(function: Any, call_style: str, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Call a function objective: ``fn(dict(parameters))`` for call style ``"dict"``, else
-    ``fn(**parameters)``. Returns ``("value", what it returned)`` or ``("raised", exception
-    type name, text, the last two frames)``; never raises for the user's errors."""
+    """Call a function objective: ``fn(dict(parameters))`` for call styles ``"dict"`` and
+    ``"output"``, else ``fn(**parameters)``. Returns ``("value", what it returned)`` (``"output"``
+    instead of ``"value"`` for call style ``"output"``: a stage's output, not metrics) or
+    ``("raised", exception type name, text, the last two frames)``; never raises for the user's errors."""
     try:
-        value = function(dict(parameters)) if call_style == "dict" else function(**parameters)
+        value = function(dict(parameters)) if call_style in ("dict", "output") else function(**parameters)
+        if call_style == "output":
+            return ("output", value)
     except Exception as exc:
         import traceback
 

@@ -553,8 +553,8 @@ class JobLibRunner(Backend):
                 if _kind(handle) == "function":
                     entry = self._functions.get(key)
                     if entry is None:
-                        return JobResult(
-                            state=JobState.FAILED,
+                        return JobResult(  # an infrastructure failure: config max_retries runs it again
+                            state=JobState.FAILED, retryable=True,
                             message=f"function job {handle.native_id} was lost with its controller "
                                     "(function jobs run in the controller's workers and cannot outlive it)",
                         )

@@ -1,0 +1,63 @@
+"""SIGKILL a controller running trials made of stages while fan-out jobs run, resume it, and check
+that the campaign finishes with exact values and that no job ran twice, as counted by the jobs
+themselves: running jobs are followed again, ended ones collected, finished ones never rerun.
+The controller is tests/drich_toy.py run as a script; its simulations sleep 1 s each."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from drich_toy import expected
+from test_workflows import check_toy_campaign, runs
+
+import aid2e
+
+TOY = Path(__file__).with_name("drich_toy.py")
+TOTAL = 6
+
+
+def controller(command: str, root: Path, simulate_on: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(TOY), command, str(root), str(TOTAL), simulate_on],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def kill_while_simulations_run(root: Path, proc: subprocess.Popen, simulations: int) -> None:
+    """SIGKILL the controller once ``simulations`` simulate jobs have started (they run 1 s)."""
+    log = root / "runs.log"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        started = sum(1 for line in log.read_text().splitlines() if " simulate " in line) if log.exists() else 0
+        if started >= simulations:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, f"the controller ended before the kill point: {proc.communicate()[1][-2000:]}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def resume_and_check(root: Path, simulate_on: str) -> None:
+    resumed = controller("resume", root, simulate_on)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    assert f"done {TOTAL}" in out
+    state_dir = root / "jobs" / "drich_killed"
+    scheduler = aid2e.AxScheduler.resume(str(state_dir), aid2e.JobLibRunner(n_jobs=1, pool="threading"))
+    check_toy_campaign(scheduler, root / "runs.log", TOTAL, some_penalized=False)
+    assert any(expected(r.parameters["x"], r.parameters["y"]) is not None for r in scheduler.trials.values())
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_controller_resumes_a_staged_campaign_without_running_a_job_twice(tmp_path):
+    proc = controller("start", tmp_path, "joblib")
+    kill_while_simulations_run(tmp_path, proc, simulations=6)
+    killed = runs(tmp_path / "runs.log")
+    resume_and_check(tmp_path, "joblib")
+    # jobs that were running when the controller died were followed, not started again
+    assert all(n == 1 for n in runs(tmp_path / "runs.log").values()) and killed
