@@ -69,12 +69,26 @@ json.dump({"reco": 2 * value + 0.5}, open(os.environ["AID2E_RESULT_FILE"], "w"))
 """
 
 
+#: The simulation as busybox awk, for a container stage (the test image has no Python): the same
+#: value from params.json and the fan-out values given as awk variables; 17 digits, so exact.
+SIMULATE_AWK = """\
+BEGIN { RS = "\\001" }
+{ s = $0; gsub(/[{} "\\n]/, "", s); n = split(s, kv, ",");
+  for (i = 1; i <= n; i++) { split(kv[i], p, ":"); v[p[1]] = p[2] + 0 } }
+END { k = (particle == "pi+") ? 1.0 : 2.0; value = v["x"] * eta + k * v["y"];
+  printf "%.17g", value > "hits.txt";
+  out = ENVIRON["AID2E_RESULT_FILE"];
+  printf "{\\"value\\": %.17g, \\"job_file\\": \\"%s\\"}\\n", value, ENVIRON["AID2E_JOB_FILE"] > out }
+"""
+
+
 def write_scripts(where: Path) -> dict[str, Path]:
-    """The three stage scripts, written into ``where``."""
+    """The stage scripts, written into ``where``."""
     where.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, text in (("geometry", GEOMETRY), ("simulate", SIMULATE), ("reconstruct", RECONSTRUCT)):
-        paths[name] = where / f"{name}.py"
+    for name, text in (("geometry", GEOMETRY), ("simulate", SIMULATE), ("reconstruct", RECONSTRUCT),
+                       ("simulate.awk", SIMULATE_AWK)):
+        paths[name] = where / (name if "." in name else f"{name}.py")
         paths[name].write_text(text)
     return paths
 

@@ -26,6 +26,7 @@ import attrs
 
 from aid2e import atomic
 from aid2e.errors import ConfigError
+from aid2e.jobs.files import JOB_FILE
 from aid2e.types import JobRequest, ScriptJob
 
 from .command import (
@@ -92,7 +93,7 @@ def adapt(request: JobRequest, runner: Any) -> JobRequest:
     trial_dir = Path(request.workdir).absolute()
     trial_dir.mkdir(parents=True, exist_ok=True)
     info = inspect_image(engine, spec)
-    env = container_env(request.trial_index, request.experiment, spec.env)
+    env = container_env(request.trial_index, request.experiment, spec.env, job_file=(trial_dir / JOB_FILE).is_file())
     labels = {
         "container_engine": engine.name,
         "container_image": spec.image,

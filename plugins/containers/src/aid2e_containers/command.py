@@ -42,6 +42,7 @@ import uuid
 from typing import Any
 
 from aid2e.errors import ConfigError
+from aid2e.jobs.files import JOB_FILE
 from aid2e.jobs.script import PARAMS_FILE, RESULT_FILE
 from aid2e.units import size_bytes
 
@@ -49,17 +50,21 @@ from .engines import Engine
 from .spec import TRIAL_MOUNT, ContainerJob
 
 
-def container_env(trial_index: int, experiment: str, extra: dict[str, str]) -> dict[str, str]:
-    """The script contract's variables as the container sees them, then the user's."""
+def container_env(trial_index: int, experiment: str, extra: dict[str, str], *, job_file: bool = False
+                  ) -> dict[str, str]:
+    """The script contract's variables as the container sees them (``AID2E_JOB_FILE`` for a
+    workflow's job, ``job_file``), then the user's."""
     params = f"{TRIAL_MOUNT}/{PARAMS_FILE}"
-    return {
+    env = {
         "AID2E_PARAMS_FILE": params,
         "JOB_PARAMS_FILE": params,
         "AID2E_RESULT_FILE": f"{TRIAL_MOUNT}/{RESULT_FILE}",
         "AID2E_TRIAL_INDEX": str(trial_index),
         "AID2E_EXPERIMENT": experiment,
-        **extra,
     }
+    if job_file:
+        env["AID2E_JOB_FILE"] = f"{TRIAL_MOUNT}/{JOB_FILE}"
+    return {**env, **extra}
 
 
 def container_name(experiment: str, trial_index: int) -> str:
