@@ -61,3 +61,48 @@ def test_a_killed_controller_resumes_a_staged_campaign_without_running_a_job_twi
     resume_and_check(tmp_path, "joblib")
     # jobs that were running when the controller died were followed, not started again
     assert all(n == 1 for n in runs(tmp_path / "runs.log").values()) and killed
+
+
+@pytest.mark.timeout(300)
+def test_aid2e_resume_restores_the_saved_workflow(tmp_path):
+    """The workflow is saved with the campaign: ``aid2e resume DIR`` rebuilds it (functions by
+    module path, the runner from its description) and runs more trials, no Python needed."""
+    from drich_toy import PENALTY, workflow, write_scripts
+
+    from aid2e.testing.experiments import unit_square_ax_client
+
+    scripts = write_scripts(tmp_path / "scripts")
+    runs_log = tmp_path / "runs.log"
+    runner = aid2e.JobLibRunner(n_jobs=4, pool="threading")
+    scheduler = aid2e.AxScheduler(unit_square_ax_client("drich_cli", objectives=("sep", "acc")), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "penalty": PENALTY, "max_parallel_trials": 2})
+    scheduler.set_workflow(workflow(scripts, runs_log))
+    scheduler.run_optimization(max_trials=2)
+    runner.close()
+    where = scheduler.experiment_dir
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", "aid2e", "resume", str(where), "--max-trials", "3"],
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = aid2e.AxScheduler.resume(str(where))
+    assert list(resumed.objective.for_run().stages) == ["geometry", "simulate", "reconstruct", "analyze"]
+    check_toy_campaign(resumed, runs_log, 5, some_penalized=False)
+    status = subprocess.run([sys.executable, "-m", "aid2e", "status", str(where)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert status.returncode == 0 and "10 jobs: 10 completed" in status.stdout
+
+
+def test_a_workflow_that_cannot_be_restored_says_to_set_it_again(tmp_path):
+    from aid2e.testing.experiments import unit_square_ax_client
+
+    runner = aid2e.JobLibRunner(n_jobs=2, pool="threading")
+    scheduler = aid2e.AxScheduler(unit_square_ax_client("lambda_flow"), runner, {"job_output_dir": str(tmp_path)})
+    scheduler.set_workflow(aid2e.Workflow([aid2e.Stage("only", function=lambda x, y: {"objective": x})]))
+    scheduler.run_optimization(max_trials=1)
+    runner.close()
+    resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir))
+    with pytest.raises(aid2e.ConfigError) as info:
+        resumed.run_optimization(max_trials=1)
+    assert str(info.value).startswith("the campaign's workflow cannot be restored (stage 'only': its function "
+                                      "<unimportable")
+    assert str(info.value).endswith("call set_workflow(...) with it before run_optimization")

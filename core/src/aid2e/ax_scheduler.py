@@ -541,8 +541,23 @@ class AxScheduler:
         scheduler = cls(None, runner, merged)
         scheduler._apply_state(saved_state, campaign_dir=where.resolve() if where.is_dir() else None)
         scheduler._check_runner_follows(runner)
-        scheduler.objective.restore(saved.get("objective"))
+        objective = saved.get("objective")
+        if isinstance(objective, dict) and objective.get("kind") == "workflow":
+            scheduler._restore_workflow(objective)
+        else:
+            scheduler.objective.restore(objective)
         return scheduler
+
+    def _restore_workflow(self, data: Mapping[str, Any]) -> None:
+        """Bind the workflow saved with a resumed campaign (see :func:`aid2e.stages.workflow_from_dump`);
+        when it cannot be, the next run says why and to call set_workflow."""
+        from .stages import workflow_from_dump
+
+        try:
+            self.set_workflow(workflow_from_dump(data))
+        except ConfigError as exc:
+            self.objective.cannot_restore(f"the campaign's workflow cannot be restored ({exc}); call "
+                                          "set_workflow(...) with it before run_optimization")
 
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""

@@ -81,6 +81,10 @@ class Objective:
             return {"kind": "workflow", **self.workflow.dump()}
         return None if self.spec is None else serialize.dump_job(self.spec)
 
+    def cannot_restore(self, why: str) -> None:
+        """The saved spec could not be bound again: the next run says ``why`` and how to bind one."""
+        self._hint = why
+
     def restore(self, data: Mapping[str, Any] | None) -> None:
         """Bind the spec saved with a campaign; when it cannot be (a function no longer
         importable), the next run says how to bind one again."""
@@ -89,8 +93,8 @@ class Objective:
                           "set_script_objective or set_container_objective")
             return
         if data.get("kind") == "workflow":
-            self._hint = ("the campaign's trials are made of stages: call set_workflow(...) with its workflow "
-                          "before run_optimization")
+            self._hint = ("the campaign's trials are made of stages and its workflow cannot be restored: call "
+                          "set_workflow(...) with it before run_optimization")
             return
         try:
             spec = serialize.load_job(dict(data))

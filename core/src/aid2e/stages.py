@@ -222,6 +222,35 @@ class BoundWorkflow:
         return {"stages": stages}
 
 
+def workflow_from_dump(data: Mapping[str, Any]) -> Workflow:
+    """The workflow :meth:`BoundWorkflow.dump` saved, built again: functions imported by name,
+    stage backends rebuilt from their descriptions. A one-line ConfigError says what cannot be
+    (a function defined in a script or a lambda; a backend that does not describe itself)."""
+    from .state_loader import rebuild_backend
+
+    stages = []
+    for item in data.get("stages") or []:
+        where = f"stage {item.get('name')!r}"
+        options: dict[str, Any] = {}
+        if "function" in item:
+            if str(item["function"]).startswith("<unimportable"):
+                raise ConfigError(f"{where}: its function {item['function']} cannot be imported by name")
+            options["function"] = serialize.resolve(item["function"], what=f"{where}: function")
+        elif "script" in item:
+            options["script"] = list(item["script"])
+        else:
+            options["container"] = {k: v for k, v in dict(item["container"]).items() if k != "kind"}
+        if item.get("backend") is not None:
+            try:
+                options["backend"] = rebuild_backend(item["backend"])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+        exit_codes = {int(code): action for code, action in (item.get("exit_codes") or {}).items()}
+        stages.append(Stage(item["name"], fan_out=item.get("fan_out"), per=item.get("per"),
+                            resources=item.get("resources"), exit_codes=exit_codes, **options))
+    return Workflow(stages)
+
+
 def _bind(stage: Stage, runner: Any, names: set[str] | None, fan_out_keys: set[str], default: Resources, *,
           final: bool) -> BoundStage:
     where = f"stage {stage.name!r}"
@@ -307,4 +336,4 @@ def _resources(stage: Stage, default: Resources) -> Resources:
     return resources
 
 
-__all__ = ["BoundStage", "BoundWorkflow", "adapter_for"]
+__all__ = ["BoundStage", "BoundWorkflow", "adapter_for", "workflow_from_dump"]
