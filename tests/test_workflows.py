@@ -318,3 +318,47 @@ def test_a_compact_geometry_stage_that_cannot_be_is_one_line():
 
     with pytest.raises(aid2e.ConfigError, match="^compact file not found: .*nowhere.xml$"):
         CompactGeometry("nowhere.xml", [])
+
+
+def test_max_retries_and_trial_timeout_apply_to_each_job(runner, tmp_path):
+    """A job whose launcher dies (an infrastructure failure) runs again in attempt_2/ while its
+    trial's other jobs stay done; a job running past trial_timeout is canceled and fails its trial."""
+    marker = tmp_path / "killed_once"
+    flaky = tmp_path / "flaky.py"
+    flaky.write_text(
+        "import json, os, signal, sys, time\n"
+        f"marker = {str(marker)!r}\n"
+        "if sys.argv[1] == 'flaky' and not os.path.exists(marker):\n"
+        "    open(marker, 'w').close()\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)  # the launcher dies: no exit status is recorded\n"
+        "    time.sleep(5)\n"
+        "    sys.exit(0)\n"
+        "if sys.argv[1] == 'slow':\n"
+        "    time.sleep(60)\n"
+        "json.dump({'ran': sys.argv[1]}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+
+    def final(x, y, inputs):
+        return {"objective": len(inputs["work"])}
+
+    scheduler = aid2e.AxScheduler(unit_square_ax_client("job_retries"), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "max_retries": 1, "monitoring_interval": 0.5})
+    scheduler.set_workflow(Workflow([Stage("work", script=["python3", str(flaky), "{kind}"],
+                                           fan_out={"kind": ["steady", "flaky"]}),
+                                     Stage("final", function=final)]))
+    scheduler.run_optimization(max_trials=1)
+    record = scheduler.trials[0]
+    assert record.status == "COMPLETED" and record.metrics["objective"].mean == 2
+    flaky_job, steady_job = record.jobs["work/kind=flaky"], record.jobs["work/kind=steady"]
+    assert (flaky_job.attempts, steady_job.attempts) == (2, 1)
+    assert flaky_job.handle.workdir.endswith("work/kind=flaky/attempt_2") and flaky_job.output == {"ran": "flaky"}
+    assert flaky_job.message.startswith("attempt 1 failed: job ended without recording an exit status")
+
+    slow = aid2e.AxScheduler(unit_square_ax_client("job_timeout"), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "trial_timeout": 1, "monitoring_interval": 0.5,
+        "tolerated_failure_rate": 1.0})
+    slow.set_workflow(Workflow([Stage("work", script=["python3", str(flaky), "{kind}"], fan_out={"kind": ["slow"]}),
+                                Stage("final", function=final)]))
+    slow.run_optimization(max_trials=1)
+    record = slow.trials[0]
+    assert record.status == "FAILED"
+    assert record.message.startswith("job work/kind=slow: exceeded trial_timeout=1 s and was canceled (ran ")

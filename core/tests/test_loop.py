@@ -98,13 +98,18 @@ class Campaign:
         return self.loop.run(budget=budget)
 
     def saved_before_submitted(self) -> bool:
-        saved: set[str] = set()
-        for what, detail in self.events:
-            if what == "save":
-                saved |= detail
-            elif detail not in saved:
-                return False
-        return True
+        return saved_before_submitted(self.events)
+
+
+def saved_before_submitted(events: list[tuple[str, Any]]) -> bool:
+    """Whether each ``("submit", token)`` comes after a ``("save", tokens)`` holding its token."""
+    saved: set[str] = set()
+    for what, detail in events:
+        if what == "save":
+            saved |= detail
+        elif detail not in saved:
+            return False
+    return True
 
 
 def test_every_slot_stays_busy_and_every_trial_is_saved_before_its_job_exists(tmp_path):

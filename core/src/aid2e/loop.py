@@ -411,7 +411,7 @@ class TrialLoop:
             return
         job.ended_at = now
         if verdict.action == "done":
-            job.status, job.output, job.message = "COMPLETED", result.output, ""
+            job.status, job.output = "COMPLETED", result.output  # its message keeps what earlier attempts met
             if key != self.workflow.final:
                 log.debug("trial %d: job %s done", index, key)
                 self.queue_ready(index)

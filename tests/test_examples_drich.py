@@ -1,0 +1,63 @@
+"""The dRICH-shaped examples run as a user runs them (a subprocess, on local cores and on the real
+local Slurm), and what they leave is checked: every trial completed, overlaps penalized exactly
+when the aerogel does not fit, each objective the separation of the saved simulations' outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aid2e
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+from drich_workflow import PENALTY, separation  # noqa: E402
+
+
+def check_campaign(output: Path, trials: int, simulations_on: str) -> None:
+    (where,) = list(output.iterdir())
+    scheduler = aid2e.AxScheduler.resume(str(where))
+    assert len(scheduler.trials) == trials
+    for record in scheduler.trials.values():
+        assert record.status == "COMPLETED", record.message
+        overlapping = record.parameters["aerogel_thickness"] > 5.0
+        assert record.penalized == overlapping
+        if overlapping:
+            assert {m: v.mean for m, v in record.metrics.items()} == PENALTY
+            assert record.jobs["overlaps/job"].status == "FAILED"
+            continue
+        simulations = [job for job in record.jobs.values() if job.stage == "simulate"]
+        assert {job.handle.backend for job in simulations} == {simulations_on}
+        inputs = {"simulate": [{"fan_out": job.fan_out, "result": job.output} for job in simulations]}
+        assert {m: (v.mean, v.sem) for m, v in record.metrics.items()} == separation(inputs)
+        copy = Path(record.jobs["geometry/job"].output["compact"])
+        assert f'value="{record.parameters["aerogel_thickness"]!r}*cm"' in copy.read_text()
+
+
+def run_example(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_the_drich_example_runs_on_local_cores(tmp_path):
+    out = run_example("drich_workflow.py", "--trials", "8", "--events", "100", "--output", str(tmp_path))
+    assert "8 trials (8 completed" in out and "Pareto trial" in out
+    check_campaign(tmp_path, 8, "joblib")
+
+
+@pytest.mark.timeout(600)
+def test_the_drich_example_runs_its_simulations_on_slurm(tmp_path):
+    from aid2e_psij.testing import require_slurm
+
+    partition = require_slurm()["partition"]
+    out = run_example("drich_workflow_slurm.py", "--partition", partition, "--trials", "4", "--events", "100",
+                      "--output", str(tmp_path))
+    assert "4 trials (4 completed" in out
+    check_campaign(tmp_path, 4, "slurm")
