@@ -28,8 +28,9 @@ def controller(command: str, root: Path, simulate_on: str) -> subprocess.Popen:
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
-def kill_while_simulations_run(root: Path, proc: subprocess.Popen, simulations: int) -> None:
-    """SIGKILL the controller once ``simulations`` simulate jobs have started (they run 1 s)."""
+def kill_while_simulations_run(root: Path, proc: subprocess.Popen, simulations: int,
+                               signum: int = signal.SIGKILL) -> None:
+    """Send ``signum`` to the controller once ``simulations`` simulate jobs have started (they run 1 s)."""
     log = root / "runs.log"
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline:
@@ -38,8 +39,10 @@ def kill_while_simulations_run(root: Path, proc: subprocess.Popen, simulations: 
             break
         time.sleep(0.05)
     assert proc.poll() is None, f"the controller ended before the kill point: {proc.communicate()[1][-2000:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    if signum == signal.SIGTERM:  # it stopped launching, saved, and said how to resume
+        assert "aid2e resume" in err and "done" not in out, err[-2000:]
 
 
 def resume_and_check(root: Path, simulate_on: str) -> None:
@@ -54,9 +57,10 @@ def resume_and_check(root: Path, simulate_on: str) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_controller_resumes_a_staged_campaign_without_running_a_job_twice(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_controller_resumes_a_staged_campaign_without_running_a_job_twice(tmp_path, signum):
     proc = controller("start", tmp_path, "joblib")
-    kill_while_simulations_run(tmp_path, proc, simulations=6)
+    kill_while_simulations_run(tmp_path, proc, simulations=6, signum=signum)
     killed = runs(tmp_path / "runs.log")
     resume_and_check(tmp_path, "joblib")
     # jobs that were running when the controller died were followed, not started again
