@@ -102,6 +102,11 @@ def analyze(x: float, y: float, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"sep": sep, "acc": acc[0], "acc_err": acc[1]}
 
 
+def x_plus_y(x: float, y: float) -> dict[str, float]:
+    """A one-stage trial's function, named by module path in tests ("drich_toy:x_plus_y")."""
+    return {"objective": x + y}
+
+
 def _mean_sem(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))

@@ -211,9 +211,18 @@ def corrupt_truncate(path):
         (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()),
                                             "scheduler": {"trials": [{"index": "zero"}]}})),
          "trial record #0 is malformed: 'index' must be an integer"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "scheduler": {"trials": [
+            {"index": 0, "parameters": {}, "jobs": [{"stage": "simulate", "name": ""}]}]}})),
+         "trial record #0 is malformed: job #0: 'name' must be a non-empty string, got ''"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "scheduler": {"trials": [
+            {"index": 0, "parameters": {}, "jobs": [{"stage": "a", "name": "job", "status": "LOST"}]}]}})),
+         "trial record #0 is malformed: job #0: unknown job 'status' 'LOST'"),
+        (lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "scheduler": {"trials": [
+            {"index": 0, "parameters": {}, "jobs": {"a/job": {}}}]}})),
+         "trial record #0 is malformed: 'jobs' must be a list, got dict"),
     ],
     ids=["truncated", "empty", "binary", "trailing-garbage", "other-json", "array", "newer-version",
-         "no-records", "bad-record"],
+         "no-records", "bad-record", "bad-job-name", "bad-job-status", "jobs-not-a-list"],
 )
 @pytest.mark.parametrize("which", ["trials.json", "experiment.json"])
 def test_corrupted_state_file_is_a_one_line_error(campaign, capsys, tmp_path, damage, expected, which):

@@ -362,3 +362,12 @@ def test_max_retries_and_trial_timeout_apply_to_each_job(runner, tmp_path):
     record = slow.trials[0]
     assert record.status == "FAILED"
     assert record.message.startswith("job work/kind=slow: exceeded trial_timeout=1 s and was canceled (ran ")
+
+
+def test_a_stage_function_named_by_module_path(runner, tmp_path):
+    scheduler = aid2e.AxScheduler(unit_square_ax_client("by_name"), runner, {"job_output_dir": str(tmp_path / "jobs")})
+    scheduler.set_workflow(Workflow([Stage("only", function="drich_toy:x_plus_y")]))
+    scheduler.run_optimization(max_trials=2)
+    for record in scheduler.trials.values():
+        assert record.metrics["objective"].mean == record.parameters["x"] + record.parameters["y"]
+        assert list(record.jobs) == ["only/job"]
