@@ -5,6 +5,7 @@ The controller is tests/drich_toy.py run as a script; its simulations sleep 1 s 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,3 +111,26 @@ def test_a_workflow_that_cannot_be_restored_says_to_set_it_again(tmp_path):
     assert str(info.value).startswith("the campaign's workflow cannot be restored (stage 'only': its function "
                                       "<unimportable")
     assert str(info.value).endswith("call set_workflow(...) with it before run_optimization")
+
+
+def test_resuming_with_another_workflow_is_one_line(tmp_path):
+    """Trials in flight ran under the saved workflow: set another and the run refuses, naming it."""
+    from aid2e.testing.experiments import unit_square_ax_client
+
+    runner = aid2e.JobLibRunner(n_jobs=2, pool="threading")
+    scheduler = aid2e.AxScheduler(unit_square_ax_client("changed_flow"), runner, {"job_output_dir": str(tmp_path)})
+    scheduler.set_workflow(aid2e.Workflow([aid2e.Stage("only", function="drich_toy:x_plus_y")]))
+    scheduler.run_optimization(max_trials=1)
+    runner.close()
+    saved = scheduler.experiment_dir / "trials.json"  # as if the controller had died mid-trial
+    document = json.loads(saved.read_text())
+    record = document["scheduler"]["trials"][0]
+    record.update(status="RUNNING", ended_at=None, metrics={})
+    record["jobs"][0]["status"] = "RUNNING"
+    saved.write_text(json.dumps(document))
+    resumed = aid2e.AxScheduler.resume(str(scheduler.experiment_dir))
+    resumed.set_workflow(aid2e.Workflow([aid2e.Stage("other", function="drich_toy:x_plus_y")]))
+    with pytest.raises(aid2e.ConfigError) as info:
+        resumed.run_optimization(max_trials=1)
+    assert str(info.value) == ("trial 0 is running with other stages or fan-out than the workflow set now (its jobs: "
+                               "only/job): set the campaign's own workflow to resume it")

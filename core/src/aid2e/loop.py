@@ -255,6 +255,11 @@ class TrialLoop:
         token) or queued again, and the jobs whose inputs exist are queued. A finished job never
         runs again."""
         record = self.book[index]
+        if list(record.jobs) != self.workflow.keys():
+            raise ConfigError(
+                f"trial {index} is running with other stages or fan-out than the workflow set now (its jobs: "
+                f"{', '.join(list(record.jobs)[:4])}{', ...' if len(record.jobs) > 4 else ''}): set the campaign's "
+                "own workflow to resume it")
         for key, job in record.jobs.items():
             if job.status != "RUNNING":
                 continue

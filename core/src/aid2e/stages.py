@@ -109,6 +109,10 @@ class BoundWorkflow:
                 jobs[record.key] = record
         return jobs
 
+    def keys(self) -> list[str]:
+        """Every job's key (``stage/job``), in stage order."""
+        return list(self._depends)
+
     def _dependencies(self) -> dict[str, list[str]]:
         """Each job's key -> the keys of the jobs whose outputs it needs (see the module docstring)."""
         lineage = {}
