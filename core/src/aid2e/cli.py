@@ -4,6 +4,8 @@ Usage::
 
     aid2e plugins list [--all] [--json]
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
+    aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
+    aid2e schema                   # the JSON Schema of campaign files
     aid2e --version
     aid2e -v plugins list          # DEBUG logging (e.g. why a plugin failed) on stderr
 
@@ -322,7 +324,42 @@ def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------- parser and main
 #: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
-_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume]
+# ---------------------------------------------------------------- campaign files
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .campaign_file import CampaignFileError, read, summary
+
+    try:
+        data = read(args.file)
+    except CampaignFileError as exc:
+        for problem in exc.problems:
+            print(_printable(problem.line(exc.source)), file=sys.stderr)
+        return 2
+    print(summary(data, args.file))
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from .campaign_file import SCHEMA
+
+    print(json.dumps(SCHEMA, indent=2))
+    return 0
+
+
+def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    validate = subparsers.add_parser(
+        "validate", parents=[common], help="check a campaign file",
+        description="Check a campaign file (YAML) without running anything: exit 0 and a short summary, or exit 2 "
+                    "with one line per problem, FILE: key.path: what is wrong and what is accepted.")
+    validate.add_argument("file", metavar="FILE", help="the campaign file (campaign.yaml)")
+    validate.set_defaults(func=_cmd_validate)
+    schema = subparsers.add_parser(
+        "schema", parents=[common], help="print the JSON Schema of campaign files",
+        description="Print the JSON Schema of campaign files (for editors: the yaml-language-server reads it).")
+    schema.set_defaults(func=_cmd_schema)
+
+
+_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume,
+                                                                       _add_campaign_files]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,6 +68,9 @@ DIST_EXTRAS = {"aid2e-joblib": "joblib", "aid2e-psij": "slurm", "aid2e-panda": "
                "aid2e-containers": "containers"}
 #: Job kinds that live in plugin distributions.
 KNOWN_KINDS = {"container": "aid2e-containers"}
+#: Backend name -> the distribution that provides it, for the error saying what to install.
+KNOWN_BACKENDS = {"joblib": "aid2e-joblib", "slurm": "aid2e-psij", "psij": "aid2e-psij", "panda": "aid2e-panda",
+                  "panda-idds": "aid2e-panda"}
 
 
 @define(kw_only=True)
@@ -350,7 +353,7 @@ class PluginManager:
         backends = self.backends()
         if name in backends:
             return backends[name]
-        raise PluginNotInstalledError(self._missing_text(f"backend {name!r}", None))
+        raise PluginNotInstalledError(self._missing_text(f"backend {name!r}", KNOWN_BACKENDS.get(name)))
 
     def job_kind(self, name: str) -> JobKind:
         """The job kind ``name``, or an error saying which distribution provides it (or that
