@@ -5,6 +5,7 @@ Usage::
     aid2e plugins list [--all] [--json]
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
     aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
+    aid2e run FILE [--max-trials N]  # run a campaign file (its directory: <output_dir>/<name>)
     aid2e schema                   # the JSON Schema of campaign files
     aid2e --version
     aid2e -v plugins list          # DEBUG logging (e.g. why a plugin failed) on stderr
@@ -287,24 +288,30 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------- resume
+def _modules_of_campaign_file(path: str) -> None:
+    """A campaign run from a file imports its functions from next to that file, on resume too."""
+    from pathlib import Path
+
+    from .campaign_run import SOURCE_FILE, use_modules_next_to
+
+    try:
+        source = json.loads((Path(path) / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(source, dict) and isinstance(source.get("dir"), str):
+        use_modules_next_to(Path(source["dir"]))
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
 
     config = {} if args.monitoring_interval is None else {"monitoring_interval": args.monitoring_interval}
+    _modules_of_campaign_file(args.path)
     scheduler = AxScheduler.resume(args.path, config=config)
     running = sum(r.status == "RUNNING" for r in scheduler.trials.values())
     print(f"resuming {scheduler.experiment_dir}: {len(scheduler.trials)} trials saved, {running} in flight; "
           f"{args.max_trials} new")
-    try:
-        best = scheduler.run_optimization(max_trials=args.max_trials)
-    except KeyboardInterrupt as exc:  # CampaignInterrupted says what was left and how to resume
-        print(f"aid2e: {exc}" if str(exc) else f"aid2e: interrupted; resume with: aid2e resume {args.path}",
-              file=sys.stderr)
-        return 130
-    counts = {s: sum(r.status == s for r in scheduler.trials.values())
-              for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}
-    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; best: {best}")
-    return 0
+    return _run(scheduler, args.max_trials, args.path)
 
 
 def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -345,6 +352,67 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import atomic
+    from .campaign_file import CampaignFileError, read
+    from .campaign_run import FROZEN_FILE, SOURCE_FILE, campaign_dir, use_modules_next_to
+    from .state_records import saved_identity
+
+    try:
+        data = read(args.file)
+    except CampaignFileError as exc:
+        for problem in exc.problems:
+            print(_printable(problem.line(exc.source)), file=sys.stderr)
+        return 2
+    total = args.max_trials if args.max_trials is not None else data.get("max_trials")
+    if total is None:
+        print(f"{args.file}: max_trials: give max_trials in the file or --max-trials N", file=sys.stderr)
+        return 2
+    source = Path(args.file).resolve()
+    where = campaign_dir(data, source.parent)
+    if where.is_dir() and saved_identity(where) is not None:
+        print(f"{args.file}: name: {where} already holds the campaign {data['name']!r}: continue it with aid2e resume "
+              f"{where}, or give this campaign another name or output_dir", file=sys.stderr)
+        return 2
+    use_modules_next_to(source.parent)
+    scheduler = _scheduler_of(data, source.parent)
+    atomic.private_dir(where)
+    atomic.write_bytes(where / FROZEN_FILE, source.read_bytes())  # the campaign's frozen definition
+    atomic.write_json(where / SOURCE_FILE, {"file": str(source), "dir": str(source.parent)})
+    print(f"running {where}: {total} trials")
+    return _run(scheduler, total, where)
+
+
+def _scheduler_of(data: Any, base: Any) -> Any:
+    """The AxScheduler a campaign file describes (Ax loads here)."""
+    from .ax_scheduler import AxScheduler
+    from .campaign_run import backends, config, experiment, workflow
+    from .plugins import get_plugin_manager
+
+    runners = backends(data)
+    name = data["trial"].get("backend")
+    runner = runners[name] if name is not None else get_plugin_manager().backend("joblib").factory()
+    scheduler = AxScheduler(experiment(data), runner, config(data, base))
+    scheduler.set_workflow(workflow(data, base, runners))
+    return scheduler
+
+
+def _run(scheduler: Any, total: int, where: Any) -> int:
+    """Run ``total`` new trials; print the counts and the best, or how to resume (exit 130)."""
+    try:
+        best = scheduler.run_optimization(max_trials=total)
+    except KeyboardInterrupt as exc:  # CampaignInterrupted says what was left and how to resume
+        print(f"aid2e: {exc}" if str(exc) else f"aid2e: interrupted; resume with: aid2e resume {where}",
+              file=sys.stderr)
+        return 130
+    counts = {s: sum(r.status == s for r in scheduler.trials.values())
+              for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}
+    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; best: {best}")
+    return 0
+
+
 def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> None:
     validate = subparsers.add_parser(
         "validate", parents=[common], help="check a campaign file",
@@ -356,6 +424,13 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
         "schema", parents=[common], help="print the JSON Schema of campaign files",
         description="Print the JSON Schema of campaign files (for editors: the yaml-language-server reads it).")
     schema.set_defaults(func=_cmd_schema)
+    run = subparsers.add_parser(
+        "run", parents=[common], help="run a campaign file",
+        description="Check a campaign file, create its campaign directory <output_dir>/<name> (refused if it holds "
+                    "a campaign: continue that one with aid2e resume), keep a copy of the file there, and run it.")
+    run.add_argument("file", metavar="FILE", help="the campaign file (campaign.yaml)")
+    run.add_argument("--max-trials", type=int, default=None, help="trials to run (default: the file's max_trials)")
+    run.set_defaults(func=_cmd_run)
 
 
 _SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume,

@@ -1,0 +1,151 @@
+"""A checked campaign file (:mod:`aid2e.campaign_file`) made into what runs it: the Ax experiment
+(``ax.Client``), the named backends, the trial's workflow and the scheduler's config.
+
+Paths in the file are relative to the file: ``output_dir``, scripts, and the modules its
+functions come from (the file's directory is put first on ``sys.path``). A trial given as one
+``function``/``script``/``container`` runs as a one-stage workflow named ``trial``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+#: The campaign file's frozen copy in its campaign directory, and where the original came from.
+FROZEN_FILE = "campaign.yaml"
+SOURCE_FILE = "aid2e_campaign_source.json"
+DEFAULT_OUTPUT = "aid2e_jobs"
+
+
+def campaign_dir(data: Mapping[str, Any], base: Path) -> Path:
+    from .campaign import directory_name
+
+    return (base / data.get("output_dir", DEFAULT_OUTPUT)).resolve() / directory_name(data["name"])
+
+
+def experiment(data: Mapping[str, Any]) -> Any:
+    """The ``ax.Client`` of the file's problem and optimizer (Ax is imported here)."""
+    from ax import ChoiceParameterConfig, Client, RangeParameterConfig
+
+    optimizer = data.get("optimizer") or {}
+    client = Client(random_seed=optimizer.get("seed"))
+    parameters = []
+    for name, spec in data["parameters"].items():
+        if "bounds" in spec:
+            kind = spec.get("type", "float")
+            low, high = spec["bounds"]
+            bounds = (int(low), int(high)) if kind == "int" else (float(low), float(high))
+            parameters.append(RangeParameterConfig(name=name, bounds=bounds, parameter_type=kind,
+                                                   scaling="log" if spec.get("log_scale") else None))
+        else:
+            values = list(spec["choices"]) if "choices" in spec else [spec["value"]]
+            kind = _value_type(values)
+            parameters.append(ChoiceParameterConfig(name=name, values=values, parameter_type=kind,
+                                                    is_ordered=None if len(values) < 2 else kind != "str"))
+    client.configure_experiment(name=data["name"], parameters=parameters,
+                                parameter_constraints=list(data.get("parameter_constraints") or []))
+    objectives = data["objectives"]
+    objective = ", ".join(("-" if spec["direction"] == "minimize" else "") + name for name, spec in objectives.items())
+    thresholds = [f"{name} {'<=' if spec['direction'] == 'minimize' else '>='} {spec['threshold']}"
+                  for name, spec in objectives.items() if "threshold" in spec]
+    client.configure_optimization(objective=objective,
+                                  outcome_constraints=thresholds + list(data.get("outcome_constraints") or []))
+    method = optimizer.get("method", "botorch")
+    if method == "random":
+        from ax.adapter.registry import Generators
+        from ax.generation_strategy.generation_node import GenerationStep
+        from ax.generation_strategy.generation_strategy import GenerationStrategy
+
+        client.set_generation_strategy(GenerationStrategy(nodes=[GenerationStep(
+            generator=Generators.UNIFORM, num_trials=-1, max_parallelism=None,
+            model_kwargs={"seed": optimizer.get("seed")})]))
+    else:
+        client.configure_generation_strategy(
+            method="random_search" if method == "sobol" else "fast",
+            initialization_budget=optimizer.get("initial_trials"),
+            initialization_random_seed=optimizer.get("seed"))
+    return client
+
+
+def _value_type(values: list[Any]) -> str:
+    if all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float"
+    return "str"
+
+
+def backends(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's named runners, built by their plugins (one line naming the backend if one cannot be)."""
+    from .plugins import get_plugin_manager
+
+    built = {}
+    for name, spec in (data.get("backends") or {}).items():
+        options = {k: v for k, v in spec.items() if k != "type"}
+        try:
+            built[name] = get_plugin_manager().backend(spec["type"]).factory(**options)
+        except (TypeError, ValueError, ConfigError) as exc:
+            raise ConfigError(f"backends.{name}: {' '.join(str(exc).split())}") from exc
+    return built
+
+
+def workflow(data: Mapping[str, Any], base: Path, runners: Mapping[str, Any]) -> Any:
+    """The trial's :class:`~aid2e.workflow.Workflow`; stages without a backend use the trial's."""
+    from .workflow import Stage, Workflow
+
+    trial = data["trial"]
+    stages = trial.get("stages") or [{"name": "trial", **{k: v for k, v in trial.items() if k != "backend"}}]
+    built = []
+    for spec in stages:
+        options: dict[str, Any] = {k: spec[k] for k in ("fan_out", "per", "resources") if k in spec}
+        if "backend" in spec:
+            options["backend"] = runners[spec["backend"]]
+        if "exit_codes" in spec:
+            options["exit_codes"] = {int(code): action for code, action in spec["exit_codes"].items()}
+        if "function" in spec:
+            options["function"] = spec["function"]
+        elif "script" in spec:
+            options["script"] = _script(spec["script"], base)
+        else:
+            options["container"] = dict(spec["container"])
+        built.append(Stage(spec["name"], **options))
+    return Workflow(built)
+
+
+def _script(script: Any, base: Path) -> Any:
+    """A script path relative to the campaign file, or an argv whose relative paths to files next
+    to the file are made absolute (jobs run in their own directories)."""
+    if isinstance(script, str):
+        return str((base / script).resolve())
+    return [str((base / a).resolve()) if "{" not in a and not os.path.isabs(a) and (base / a).is_file() else a
+            for a in script]
+
+
+def config(data: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The scheduler's config keys from the file."""
+    out: dict[str, Any] = {"job_output_dir": str((base / data.get("output_dir", DEFAULT_OUTPUT)).resolve())}
+    if "max_parallel_trials" in data:
+        out["max_parallel_trials"] = data["max_parallel_trials"]
+    failure = data.get("failure") or {}
+    renamed = {"policy": "failure_policy"}
+    for key, value in failure.items():
+        out[renamed.get(key, key)] = value
+    out.update(data.get("scheduler") or {})
+    return out
+
+
+def use_modules_next_to(base: Path) -> None:
+    """Functions named ``module:name`` in the file import from its directory first."""
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+
+
+__all__ = ["DEFAULT_OUTPUT", "FROZEN_FILE", "SOURCE_FILE", "backends", "campaign_dir", "config", "experiment",
+           "use_modules_next_to", "workflow"]

@@ -1,0 +1,135 @@
+"""``aid2e run FILE`` as a user runs it (a subprocess, local cores): the campaign directory with
+the file's frozen copy, exact values from a staged trial, a single-job trial, a second run
+refused in favour of resume, resume continuing the file's campaign (functions imported from next
+to the file), and the problems that stop a run before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aid2e
+
+SIMULATE = """\
+import json, os, sys
+p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+job = json.load(open(os.environ["AID2E_JOB_FILE"]))
+assert job["fan_out"] == {"particle": sys.argv[1], "eta": float(sys.argv[2])}
+value = p["thickness"] * float(sys.argv[2]) + (1.0 if sys.argv[1] == "pi+" else 2.0) * p["focus"]
+json.dump({"value": value}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+"""
+
+UTILS = """\
+def merge(thickness, focus, gap, mirror, inputs):
+    values = [job["result"]["value"] for job in inputs["simulate"]]
+    return {"sep": (sum(values) / len(values), 0.01), "acc": thickness + gap}
+"""
+
+CAMPAIGN = """\
+name: toy
+output_dir: ./campaigns
+parameters:
+  thickness: {bounds: [1.0, 4.0]}
+  focus: {bounds: [-1.0, 1.0]}
+  gap: {value: 2.5}
+  mirror: {choices: [spherical, parabolic]}
+objectives:
+  sep: {direction: maximize, threshold: 1.0}
+  acc: {direction: minimize, threshold: 10.0}
+optimizer: {initial_trials: 4, method: sobol, seed: 3}
+max_trials: 5
+max_parallel_trials: 3
+backends:
+  local: {type: joblib, n_jobs: 4}
+trial:
+  backend: local
+  stages:
+    - name: simulate
+      fan_out: {particle: [pi+, kaon+], eta: [1.5, 2.5]}
+      script: [python3, simulate.py, "{particle}", "{eta}"]
+    - {name: merge, function: "toy_utils_run:merge"}
+failure: {max_retries: 1, trial_timeout: 600}
+scheduler: {monitoring_interval: 1}
+"""
+
+
+def aid2e_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "aid2e", *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "simulate.py").write_text(SIMULATE)
+    (tmp_path / "toy_utils_run.py").write_text(UTILS)
+    (tmp_path / "campaign.yaml").write_text(CAMPAIGN)
+    return tmp_path
+
+
+def check_toy(where: Path, trials: int) -> None:
+    scheduler = aid2e.AxScheduler.resume(str(where))
+    assert len(scheduler.trials) == trials
+    for record in scheduler.trials.values():
+        p = record.parameters
+        assert record.status == "COMPLETED", record.message
+        values = [p["thickness"] * eta + k * p["focus"] for k in (1.0, 2.0) for eta in (1.5, 2.5)]
+        assert record.metrics["sep"].mean == pytest.approx(sum(values) / 4, rel=1e-12)
+        assert record.metrics["sep"].sem == 0.01 and record.metrics["acc"].mean == p["thickness"] + 2.5
+        assert p["gap"] == 2.5 and p["mirror"] in ("spherical", "parabolic")
+        assert len(record.jobs) == 5
+
+
+@pytest.mark.timeout(600)
+def test_run_then_resume_a_campaign_file(folder):
+    done = aid2e_cli("run", "campaign.yaml", cwd=folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    where = folder / "campaigns" / "toy"
+    assert f"running {where}: 5 trials" in done.stdout and "5 completed, 0 failed" in done.stdout
+    assert (where / "campaign.yaml").read_text() == CAMPAIGN  # the campaign's frozen definition
+    assert json.loads((where / "aid2e_campaign_source.json").read_text()) == {
+        "file": str(folder / "campaign.yaml"), "dir": str(folder)}
+    check_toy(where, 5)
+
+    again = aid2e_cli("run", "campaign.yaml", cwd=folder)
+    assert again.returncode == 2 and again.stderr == (
+        f"campaign.yaml: name: {where} already holds the campaign 'toy': continue it with aid2e resume {where}, "
+        "or give this campaign another name or output_dir\n")
+
+    resumed = aid2e_cli("resume", str(where), "--max-trials", "2", cwd=folder.parent)  # from elsewhere
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    check_toy(where, 7)
+
+
+@pytest.mark.timeout(300)
+def test_a_single_job_trial_and_max_trials_from_the_command_line(folder):
+    (folder / "objective.py").write_text(
+        "import json, os\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
+        "json.dump({'loss': (p['x'] - 0.25) ** 2}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    (folder / "single.yaml").write_text(
+        "name: single\nparameters: {x: {bounds: [0.0, 1.0]}}\nobjectives: {loss: {direction: minimize}}\n"
+        "optimizer: {method: sobol, seed: 1}\ntrial: {script: objective.py}\n")
+    done = aid2e_cli("run", "single.yaml", "--max-trials", "3", cwd=folder)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scheduler = aid2e.AxScheduler.resume(str(folder / "aid2e_jobs" / "single"))
+    assert [(r.status, list(r.jobs)) for r in scheduler.trials.values()] == [("COMPLETED", ["trial/job"])] * 3
+    for record in scheduler.trials.values():
+        assert record.metrics["loss"].mean == (record.parameters["x"] - 0.25) ** 2
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda text: text.replace("max_trials: 5\n", ""), "campaign.yaml: max_trials: give max_trials in the file or "
+                                                       "--max-trials N"),
+    (lambda text: text.replace("direction: minimize", "direction: lowest"),
+     "campaign.yaml: objectives.acc.direction: must be one of minimize, maximize, got 'lowest'"),
+])
+def test_a_file_that_cannot_run_stops_before_anything_starts(folder, change, words):
+    (folder / "campaign.yaml").write_text(change(CAMPAIGN))
+    done = aid2e_cli("run", "campaign.yaml", cwd=folder)
+    assert done.returncode == 2 and done.stderr == words + "\n" and done.stdout == ""
+    assert not (folder / "campaigns").exists()
