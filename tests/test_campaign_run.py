@@ -133,3 +133,61 @@ def test_a_file_that_cannot_run_stops_before_anything_starts(folder, change, wor
     done = aid2e_cli("run", "campaign.yaml", cwd=folder)
     assert done.returncode == 2 and done.stderr == words + "\n" and done.stdout == ""
     assert not (folder / "campaigns").exists()
+
+
+@pytest.mark.timeout(600)
+def test_init_then_run_in_an_empty_directory(tmp_path):
+    done = aid2e_cli("init", "fresh", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    where = tmp_path / "fresh"
+    assert sorted(p.name for p in where.iterdir()) == ["campaign.yaml", "simulate.py", "starter_analysis.py"]
+    ran = aid2e_cli("run", "fresh/campaign.yaml", "--max-trials", "4", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    scheduler = aid2e.AxScheduler.resume(str(where / "aid2e_jobs" / "starter"))
+    assert [r.status for r in scheduler.trials.values()] == ["COMPLETED"] * 4
+    for record in scheduler.trials.values():
+        assert record.metrics["cost"].mean == record.parameters["thickness"] * record.parameters["layers"]
+    again = aid2e_cli("init", "fresh", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "aid2e init never overwrites" in again.stderr
+
+
+SLOW_SIMULATE = """\
+import json, os, sys, time
+job = json.load(open(os.environ["AID2E_JOB_FILE"]))
+with open(sys.argv[3], "a") as log:
+    log.write(f"{job['trial']} {job['stage']} {job['job']}\\n")
+time.sleep(1.0)
+p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))
+value = p["thickness"] * float(sys.argv[2]) + (1.0 if sys.argv[1] == "pi+" else 2.0) * p["focus"]
+json.dump({"value": value}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+"""
+
+
+@pytest.mark.timeout(600)
+def test_sigkill_of_aid2e_run_then_aid2e_resume_finishes_the_campaign(folder):
+    """No trial lost, no job run twice (counted by the jobs), exact values; ``aid2e resume DIR``
+    without --max-trials goes on to the file's max_trials."""
+    import signal
+    import time
+    from collections import Counter
+
+    runs = folder / "runs.log"
+    (folder / "simulate.py").write_text(SLOW_SIMULATE)
+    (folder / "campaign.yaml").write_text(CAMPAIGN.replace('"{eta}"]', f'"{{eta}}", {str(runs)!r}]'))
+    proc = subprocess.Popen([sys.executable, "-m", "aid2e", "run", "campaign.yaml"], cwd=folder, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if runs.exists() and len(runs.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    where = folder / "campaigns" / "toy"
+    resumed = aid2e_cli("resume", str(where), cwd=folder.parent)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    check_toy(where, 5)
+    counted = Counter(runs.read_text().splitlines())
+    assert len(counted) == 5 * 4 and set(counted.values()) == {1}

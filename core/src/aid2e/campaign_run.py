@@ -147,5 +147,74 @@ def use_modules_next_to(base: Path) -> None:
         sys.path.insert(0, str(base))
 
 
-__all__ = ["DEFAULT_OUTPUT", "FROZEN_FILE", "SOURCE_FILE", "backends", "campaign_dir", "config", "experiment",
-           "use_modules_next_to", "workflow"]
+# ---------------------------------------------------------------- aid2e init
+#: The starter campaign ``aid2e init`` writes: every file it needs, so ``aid2e run`` works at once.
+STARTER = {
+    "campaign.yaml": """\
+# A starter aid2e campaign: a toy detector with two design parameters and two objectives.
+# Check it with `aid2e validate campaign.yaml`, run it with `aid2e run campaign.yaml`,
+# look at it with `aid2e status aid2e_jobs/starter`. `aid2e schema` prints every key there is.
+name: starter                       # the campaign directory is <output_dir>/<name>
+output_dir: ./aid2e_jobs            # relative to this file
+parameters:
+  thickness: {bounds: [1.0, 4.0]}   # a float range (cm)
+  layers: {bounds: [10, 40], type: int}
+objectives:
+  resolution: {direction: minimize, threshold: 0.2}
+  cost: {direction: minimize, threshold: 100.0}
+optimizer: {initial_trials: 6, method: botorch, seed: 1}   # botorch | sobol | random
+max_trials: 12
+max_parallel_trials: 3
+backends:
+  local: {type: joblib, n_jobs: 4}  # local cores; e.g. {type: slurm, partition: debug, time_limit: "01:00:00"}
+trial:
+  backend: local
+  stages:
+    - name: simulate                # one job per energy, each a script run with argv (never a shell)
+      fan_out: {energy: [1.0, 5.0, 20.0]}
+      script: [python3, simulate.py, "{energy}"]
+    - {name: analyze, function: "starter_analysis:analyze"}   # gets every simulation's output
+failure: {policy: fail, max_retries: 1}
+""",
+    "simulate.py": """\
+\"\"\"Toy simulation of one energy: the stochastic and constant terms of a calorimeter's resolution.\"\"\"
+import json
+import math
+import os
+import sys
+
+energy = float(sys.argv[1])
+p = json.load(open(os.environ["AID2E_PARAMS_FILE"]))  # this trial's parameters
+stochastic = 0.5 / math.sqrt(p["thickness"] * p["layers"])
+constant = 0.002 * p["layers"] / p["thickness"]
+resolution = math.hypot(stochastic / math.sqrt(energy), constant)
+json.dump({"energy": energy, "resolution": resolution}, open(os.environ["AID2E_RESULT_FILE"], "w"))
+""",
+    "starter_analysis.py": """\
+\"\"\"The last stage: every simulation's output in, the trial's objectives out.\"\"\"
+
+
+def analyze(thickness, layers, inputs):
+    results = [job["result"] for job in inputs["simulate"]]
+    resolution = sum(r["resolution"] for r in results) / len(results)
+    return {"resolution": resolution, "cost": thickness * layers}
+""",
+}
+
+
+def init(where: Path) -> list[Path]:
+    """Write the starter campaign into ``where`` (created if needed); never overwrites a file."""
+    existing = [name for name in STARTER if (where / name).exists()]
+    if existing:
+        raise ConfigError(f"{where} already has {', '.join(existing)}: aid2e init never overwrites; "
+                          "give an empty or new directory")
+    where.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in STARTER.items():
+        (where / name).write_text(text)
+        written.append(where / name)
+    return written
+
+
+__all__ = ["DEFAULT_OUTPUT", "FROZEN_FILE", "SOURCE_FILE", "STARTER", "backends", "campaign_dir", "config",
+           "experiment", "init", "use_modules_next_to", "workflow"]

@@ -6,6 +6,7 @@ Usage::
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
     aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
     aid2e run FILE [--max-trials N]  # run a campaign file (its directory: <output_dir>/<name>)
+    aid2e init [DIR]               # a starter campaign that runs at once
     aid2e schema                   # the JSON Schema of campaign files
     aid2e --version
     aid2e -v plugins list          # DEBUG logging (e.g. why a plugin failed) on stderr
@@ -288,26 +289,36 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------- resume
-def _modules_of_campaign_file(path: str) -> None:
-    """A campaign run from a file imports its functions from next to that file, on resume too."""
+def _modules_of_campaign_file(path: str) -> int | None:
+    """A campaign run from a file imports its functions from next to that file, on resume too.
+    Returns the max_trials of its frozen file (None: not a file's campaign, or none given)."""
     from pathlib import Path
 
-    from .campaign_run import SOURCE_FILE, use_modules_next_to
+    from .campaign_file import CampaignFileError, load
+    from .campaign_run import FROZEN_FILE, SOURCE_FILE, use_modules_next_to
 
     try:
         source = json.loads((Path(path) / SOURCE_FILE).read_text())
     except (OSError, ValueError):
-        return
+        return None
     if isinstance(source, dict) and isinstance(source.get("dir"), str):
         use_modules_next_to(Path(source["dir"]))
+    try:
+        frozen = load(Path(path) / FROZEN_FILE)
+    except CampaignFileError:
+        return None
+    total = frozen.get("max_trials") if isinstance(frozen, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
 
     config = {} if args.monitoring_interval is None else {"monitoring_interval": args.monitoring_interval}
-    _modules_of_campaign_file(args.path)
+    total = _modules_of_campaign_file(args.path)
     scheduler = AxScheduler.resume(args.path, config=config)
+    if args.max_trials is None:  # a file's campaign goes on to its max_trials
+        args.max_trials = max(0, total - len(scheduler.trials)) if total is not None else 0
     running = sum(r.status == "RUNNING" for r in scheduler.trials.values())
     print(f"resuming {scheduler.experiment_dir}: {len(scheduler.trials)} trials saved, {running} in flight; "
           f"{args.max_trials} new")
@@ -322,8 +333,9 @@ def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
                     "resume from Python: AxScheduler.resume(path).",
     )
     resume.add_argument("path", metavar="PATH", help="the experiment directory <job_output_dir>/<experiment name>/")
-    resume.add_argument("--max-trials", type=int, default=0, metavar="K",
-                        help="new trials to launch after the in-flight ones (default 0: only finish those)")
+    resume.add_argument("--max-trials", type=int, default=None, metavar="K",
+                        help="new trials to launch after the in-flight ones (default: for a campaign run from a "
+                             "file, what its max_trials still asks for; otherwise 0, only finish those)")
     resume.add_argument("--monitoring-interval", type=float, default=None, metavar="S",
                         help="seconds between status checks (default: as saved)")
     resume.set_defaults(func=_cmd_resume)
@@ -413,6 +425,22 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
     return 0
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .campaign_run import init
+
+    where = Path(args.directory)
+    try:
+        written = init(where)
+    except ConfigError as exc:  # a file is in the way: invalid input, like a bad campaign file
+        print(f"aid2e: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    print(f"next: aid2e validate {where / 'campaign.yaml'} && aid2e run {where / 'campaign.yaml'}")
+    return 0
+
+
 def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> None:
     validate = subparsers.add_parser(
         "validate", parents=[common], help="check a campaign file",
@@ -431,6 +459,12 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
     run.add_argument("file", metavar="FILE", help="the campaign file (campaign.yaml)")
     run.add_argument("--max-trials", type=int, default=None, help="trials to run (default: the file's max_trials)")
     run.set_defaults(func=_cmd_run)
+    starter = subparsers.add_parser(
+        "init", parents=[common], help="write a starter campaign",
+        description="Write a commented starter campaign (campaign.yaml, a toy simulation script and its analysis) "
+                    "into DIRECTORY, so that aid2e run works at once. Never overwrites a file.")
+    starter.add_argument("directory", metavar="DIR", nargs="?", default=".", help="where (default: here)")
+    starter.set_defaults(func=_cmd_init)
 
 
 _SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume,
