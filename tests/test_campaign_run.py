@@ -91,6 +91,8 @@ def test_run_then_resume_a_campaign_file(folder):
     assert done.returncode == 0, done.stderr[-3000:]
     where = folder / "campaigns" / "toy"
     assert f"running {where}: 5 trials" in done.stdout and "5 completed, 0 failed" in done.stdout
+    ended = [line for line in done.stderr.splitlines() if " trial " in line and " COMPLETED: sep=" in line]
+    assert len(ended) == 5 and all(" +- 0.01, acc=" in line and " in " in line for line in ended)  # a log line each
     assert (where / "campaign.yaml").read_text() == CAMPAIGN  # the campaign's frozen definition
     assert json.loads((where / "aid2e_campaign_source.json").read_text()) == {
         "file": str(folder / "campaign.yaml"), "dir": str(folder)}

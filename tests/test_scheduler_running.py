@@ -329,3 +329,26 @@ def test_a_result_in_the_aid2e_err_convention_reaches_ax_with_its_sem(make_ax_cl
     scheduler.run_optimization(max_trials=2)
     df = scheduler.experiment.lookup_data().df
     assert list(df["sem"]) == [0.125, 0.125] and set(df["metric_name"]) == {"objective"}
+
+
+def test_a_line_per_trial_that_ends_and_a_periodic_summary(caplog):
+    from aid2e.progress import trial_text
+    from aid2e.trials import TrialRecord
+    from aid2e.types import Measurement
+
+    caplog.set_level("INFO", logger="aid2e")
+    now = [100.0]
+    progress = Progress(10, stream=io.StringIO(), clock=lambda: now[0], summary_every=60.0)
+    done = TrialRecord(index=3, parameters={}, status="COMPLETED", started_at=1000.0, ended_at=1130.0,
+                       metrics={"sep": Measurement(mean=5.5, sem=0.01), "acc": Measurement(mean=0.8)})
+    failed = TrialRecord(index=4, parameters={}, status="FAILED", started_at=1000.0, ended_at=1004.5,
+                         message="job simulate/particle=pi+: script exited with code 2\nmore")
+    assert trial_text(done, "sep=7.1") == "trial 3 COMPLETED: sep=5.5 +- 0.01, acc=0.8 in 2m10s; best sep=7.1"
+    assert trial_text(failed, None) == "trial 4 FAILED: job simulate/particle=pi+: script exited with code 2 in 4.5s"
+    counts = {"COMPLETED": 3, "FAILED": 1, "ABANDONED": 0, "RUNNING": 2}
+    progress.tick(lambda: counts)  # not yet due: nothing
+    now[0] = 160.0 + 3600
+    progress.tick(lambda: counts)
+    assert caplog.messages[-1] == ("aid2e: 4 of 10 trials finished (3 completed, 1 failed, 0 abandoned), 2 running; "
+                                   "1h01m elapsed, about 1h31m left")
+    assert len(caplog.messages) == 1

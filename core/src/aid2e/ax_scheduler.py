@@ -34,7 +34,7 @@ from .objective import Objective
 from .outcome import Policy
 from .ownership import CampaignLock, refuse_if_held
 from .plugins import get_plugin_manager
-from .progress import Progress, best_text
+from .progress import Progress, best_text, trial_text
 from .state_records import SavedState, read_saved
 from .state_writer import StateWriter
 from .trials import TrialBook, TrialRecord
@@ -315,7 +315,8 @@ class AxScheduler:
             tolerated_failure_rate=self.config.tolerated_failure_rate, max_failed_trials=self.config.max_failed_trials,
             experiment_dir=self.experiment_dir,
             trial_dir=self.trial_dir, campaign_id=self._campaign_id,
-            cleanup_after_completion=self.config.cleanup_after_completion, on_change=self._show_progress)
+            cleanup_after_completion=self.config.cleanup_after_completion, on_change=self._show_progress,
+            on_trial_end=self._trial_ended, on_tick=self._progress_tick)
 
     def _begin_run(self, total: int, *, lift_parallelism: bool = False) -> None:
         """Take the campaign (its lock, and its saved state when asked to continue it), cache
@@ -483,6 +484,15 @@ class AxScheduler:
         if bridge.is_multi_objective:
             return bridge.pareto()
         return bridge.best()
+
+    def _trial_ended(self, index: int) -> None:
+        if self._progress is not None:
+            minimize = self._facts.minimize if self._facts is not None else {}
+            self._progress.line(trial_text(self.trials[index], best_text(self.trials.values(), minimize)))
+
+    def _progress_tick(self) -> None:
+        if self._progress is not None:
+            self._progress.tick(self.book.counts)
 
     def _show_progress(self) -> None:
         if self._progress is None:

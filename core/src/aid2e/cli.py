@@ -412,7 +412,16 @@ def _scheduler_of(data: Any, base: Any) -> Any:
 
 
 def _run(scheduler: Any, total: int, where: Any) -> int:
-    """Run ``total`` new trials; print the counts and the best, or how to resume (exit 130)."""
+    """Run ``total`` new trials; print the counts and the best, or how to resume (exit 130). Off a
+    terminal (a batch job's log file) progress is printed as time-stamped lines: one per trial
+    that ends, and a summary every ten minutes."""
+    progress = logging.getLogger("aid2e.progress")
+    if not progress.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        progress.addHandler(handler)
+        progress.setLevel(logging.INFO)
+        progress.propagate = False
     try:
         best = scheduler.run_optimization(max_trials=total)
     except KeyboardInterrupt as exc:  # CampaignInterrupted says what was left and how to resume

@@ -106,7 +106,9 @@ class TrialLoop:
                  max_failed_trials: int | None = None,
                  experiment_dir: Path, trial_dir: Callable[[int], Path], campaign_id: str | None,
                  cleanup_after_completion: bool = False, on_change: Callable[[], None] = lambda: None,
-                 clock: Clock = SYSTEM_CLOCK, workflow: Any = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK, workflow: Any = None,
+                 on_trial_end: Callable[[int], None] = lambda index: None, on_tick: Callable[[], None] = lambda: None
+                 ) -> None:
         self.backend = backend
         self.workflow = workflow  # a BoundWorkflow: trials made of stages
         self.book = book
@@ -126,6 +128,8 @@ class TrialLoop:
         self.campaign_id = campaign_id
         self.cleanup_after_completion = cleanup_after_completion
         self.on_change = on_change
+        self.on_trial_end = on_trial_end  # progress: a line per trial that ends
+        self.on_tick = on_tick  # progress: called once per pass (a periodic summary)
         self.clock = clock
         self.stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
         self._poll_failing = False  # the backend's last poll raised: poll again once per tick only
@@ -149,6 +153,7 @@ class TrialLoop:
         with StopSignals() as signals:
             while True:
                 try:
+                    self.on_tick()
                     if signals.stop and stop is None:
                         stop = self._stop_launching(signals)
                     if stop is not None and signals.presses >= 2 and self.book.jobs():
@@ -492,6 +497,7 @@ class TrialLoop:
             self.ax.report(fail, index, verdict.reason)
             self.book.close(index, "FAILED", message=verdict.reason, at=now)
             log.warning("trial %d failed: %s", index, verdict.reason.splitlines()[0] if verdict.reason else "")
+        self.on_trial_end(index)
         self.on_change()
 
     def _enforce_timeout(self) -> None:
