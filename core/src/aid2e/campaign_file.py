@@ -425,6 +425,28 @@ def _semantics(data: Mapping[str, Any]) -> Iterator[Problem]:
                                                               "once: remove its fan_out/per, or add a stage after it")
 
 
+def _backend_problem(factory: Any, options: dict[str, Any]) -> str | None:
+    """Why ``factory(**options)`` cannot build the runner (None: it can; it is built and closed,
+    which starts nothing: workers and connections start with the first run)."""
+    import inspect
+
+    accepted = [p.name for p in inspect.signature(factory).parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], accepted, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown option {unknown[0]!r} for {factory.__name__}{hint}; options: {', '.join(accepted)}"
+    try:
+        runner = factory(**options)
+    except (TypeError, ValueError, ConfigError) as exc:
+        return " ".join(str(exc).split())
+    close_runner = getattr(runner, "close", None)
+    if callable(close_runner):
+        close_runner()
+    return None
+
+
 _INTERPRETERS = ("bash", "sh", "python", "python3", "perl", "root", "Rscript")
 
 
@@ -442,10 +464,14 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
     manager = get_plugin_manager()
     for name, backend in (data.get("backends") or {}).items():
         try:
-            manager.backend(backend["type"])
+            factory = manager.backend(backend["type"]).factory
         except PluginNotInstalledError as exc:
             installed = ", ".join(sorted(manager.backends())) or "none"
             yield Problem(f"backends.{name}.type", f"{exc} (installed backends: {installed})")
+            continue
+        problem = _backend_problem(factory, {k: v for k, v in backend.items() if k != "type"})
+        if problem is not None:
+            yield Problem(f"backends.{name}", problem)
     trial = data["trial"]
     jobs = [("trial", trial)] + [(f"trial.stages[{i}]", s) for i, s in enumerate(trial.get("stages") or [])]
     for where, job in jobs:
