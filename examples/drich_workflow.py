@@ -19,48 +19,24 @@ Each trial, as the dRICH group's campaigns run (examples/drich/ holds the stages
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-MOMENTA = (10.0, 20.0)
-PENALTY = {"piK_sep_10": 0.0, "piK_sep_20": 0.0}
+sys.path.insert(0, str(HERE / "drich"))
 
-
-def separation(inputs: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """pi/K separation (standard deviations) per momentum with its standard error, from the
-    simulations' outputs (the last stage: its result is the trial's metrics)."""
-    found = {(job["fan_out"]["particle"], job["fan_out"]["momentum"]): job["result"] for job in inputs["simulate"]}
-    metrics = {}
-    for momentum in MOMENTA:
-        pi, kaon = found[("pi+", momentum)], found[("kaon+", momentum)]
-        width = math.sqrt((pi["sigma"] ** 2 + kaon["sigma"] ** 2) / 2)
-        sep = (pi["theta"] - kaon["theta"]) / width
-        # errors of the two means over the width; the widths' own error is small next to them
-        sem = math.sqrt(pi["sigma"] ** 2 / pi["events"] + kaon["sigma"] ** 2 / kaon["events"]) / width
-        metrics[f"piK_sep_{momentum:g}"] = (sep, sem)
-    return metrics
-
-
-def analyze(aerogel_thickness: float, mirror_focus: float, inputs: dict[str, Any]) -> dict[str, Any]:
-    return separation(inputs)
+from drich_stages import COMPACT, MOMENTA, PENALTY, analyze, separation  # noqa: E402, F401  (the stages' code)
 
 
 def build_workflow(events: int, simulate_on: Any = None) -> Any:
     """The trial's stages; ``simulate_on`` runs the simulations (None: the scheduler's runner)."""
     from aid2e import Stage, Workflow
-    from aid2e.geometry import CompactGeometry, XmlParameter
 
-    geometry = CompactGeometry(HERE / "drich" / "drich.xml", [
-        XmlParameter("aerogel_thickness", ".//constant[@name='DRICH_aerogel_thickness']", unit="cm"),
-        XmlParameter("mirror_focus", ".//detector[@name='DRICH']/mirror", attribute="focus_tune_x", unit="cm"),
-    ])
     python = sys.executable
     return Workflow([
-        Stage("geometry", function=geometry),
+        Stage("geometry", function=COMPACT),
         Stage("overlaps", script=[python, str(HERE / "drich" / "check_overlaps.py")], exit_codes={9: "penalty"}),
         Stage("simulate", script=[python, str(HERE / "drich" / "simulate.py"), "{particle}", "{momentum}", str(events)],
               fan_out={"particle": ["pi+", "kaon+"], "momentum": list(MOMENTA)}, backend=simulate_on,

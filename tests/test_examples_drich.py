@@ -61,3 +61,42 @@ def test_the_drich_example_runs_its_simulations_on_slurm(tmp_path):
                       "--output", str(tmp_path))
     assert "4 trials (4 completed" in out
     check_campaign(tmp_path, 4, "slurm")
+
+
+def copy_example(tmp_path: Path) -> Path:
+    """examples/drich/ copied (a run writes its campaign next to the file, never into the sources)."""
+    import shutil
+
+    where = tmp_path / "drich"
+    shutil.copytree(EXAMPLES / "drich", where, ignore=shutil.ignore_patterns("aid2e_jobs", "__pycache__"))
+    return where
+
+
+def aid2e_cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "aid2e", *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_the_drich_campaign_file_runs_on_local_cores(tmp_path):
+    where = copy_example(tmp_path)
+    for name in ("campaign.yaml", "campaign_slurm.yaml"):
+        assert "valid" in aid2e_cli("validate", str(EXAMPLES / "drich" / name))
+    out = aid2e_cli("run", str(where / "campaign.yaml"), "--max-trials", "6")
+    assert "6 completed, 0 failed" in out
+    check_campaign(where / "aid2e_jobs", 6, "joblib")
+
+
+@pytest.mark.timeout(600)
+def test_the_drich_campaign_file_runs_its_simulations_on_slurm(tmp_path):
+    from aid2e_psij.testing import require_slurm
+
+    partition = require_slurm()["partition"]
+    where = copy_example(tmp_path)
+    text = (where / "campaign_slurm.yaml").read_text()
+    assert "partition: debug," in text
+    (where / "campaign_slurm.yaml").write_text(text.replace("partition: debug,", f"partition: {partition},"))
+    out = aid2e_cli("run", str(where / "campaign_slurm.yaml"), "--max-trials", "3")
+    assert "3 completed, 0 failed" in out
+    check_campaign(where / "aid2e_jobs", 3, "slurm")
