@@ -306,3 +306,18 @@ def test_the_readmes_campaign_file_is_the_one_checked_here_and_valid(folder, cap
     path.write_text(block)
     code, out, err = validate(capsys, path)
     assert (code, err) == (0, "") and "valid" in out
+
+
+def test_the_reference_is_generated_from_the_schema_and_documents_every_key(capsys):
+    from aid2e.campaign_file import SCHEMA, reference
+
+    assert main(["schema", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table == reference()
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    undocumented = [row[0] for row in rows if not row[2].replace("(required)", "").strip(" |")]
+    assert not undocumented, undocumented
+    keys = {row[0].strip("| `") for row in rows}
+    assert {"name", "trial.stages[].fan_out", "failure.penalty", "scheduler.monitoring_interval",
+            "parameters.<name>.bounds", "objectives.<name>.threshold"} <= keys
+    assert set(SCHEMA["properties"]) <= keys

@@ -62,8 +62,10 @@ _JOB = {
     "script": {"oneOf": [{"type": "string", "minLength": 1}, _ARGV],
                "description": "a script path (relative to the campaign file; run by its interpreter) or an argv list"},
     "container": _object({
-        "image": {"type": "string", "minLength": 1},
-        "command": {"oneOf": [{"type": "string", "minLength": 1}, _ARGV]},
+        "image": {"type": "string", "minLength": 1, "description": "the image (a registry reference, a SIF file "
+                                                                  "or an unpacked directory, e.g. on CVMFS)"},
+        "command": {"oneOf": [{"type": "string", "minLength": 1}, _ARGV],
+                    "description": "the command in the container (argv; {name} filled in)"},
     }, required=("image", "command"), description="a container image and its command (the containers plugin's "
                                                   "options may be added)", **{"additionalProperties": True}),
     "backend": {"type": "string", "description": "a name from backends (default: trial.backend)"},
@@ -115,7 +117,7 @@ SCHEMA: dict[str, Any] = {
                                   "description": "linear constraints, e.g. \"a + b <= 6.0\""},
         "objectives": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": _NAME},
                        "additionalProperties": _object({
-                           "direction": {"enum": ["minimize", "maximize"]},
+                           "direction": {"enum": ["minimize", "maximize"], "description": "which way is better"},
                            "threshold": {**_NUMBER, "description": "the reference point for several objectives"},
                        }, required=("direction",)), "description": "metric name -> {direction, threshold}"},
         "outcome_constraints": {"type": "array", "items": {"type": "string"},
@@ -132,7 +134,8 @@ SCHEMA: dict[str, Any] = {
         "max_parallel_trials": {"type": "integer", "minimum": 1, "description": "trials in flight"},
         "backends": {"type": "object", "propertyNames": {"pattern": _NAME},
                      "additionalProperties": {"type": "object", "required": ["type"],
-                                              "properties": {"type": {"type": "string", "minLength": 1}},
+                                              "properties": {"type": {"type": "string", "minLength": 1,
+                                                                      "description": "the backend plugin's name"}},
                                               "description": "{type: <backend plugin>, ...its options}"},
                      "description": "named runners: name -> {type: joblib | slurm | psij | panda | ..., options}"},
         "trial": {**_object({
@@ -148,17 +151,22 @@ SCHEMA: dict[str, Any] = {
             "penalty": {"type": "object", "additionalProperties": {"oneOf": [
                 _NUMBER, {"type": "array", "items": _NUMBER, "minItems": 2, "maxItems": 2}]},
                 "description": "objective -> value (or [mean, sem]) for every objective"},
-            "max_failed_trials": {"type": "integer", "minimum": 0},
+            "max_failed_trials": {"type": "integer", "minimum": 0, "description": "stop launching past this many "
+                                                                                 "failed or penalized trials"},
             "max_retries": {"type": "integer", "minimum": 0, "description": "reruns of a job after an "
                                                                            "infrastructure failure"},
             "trial_timeout": {**_DURATION, "description": "seconds a job may run"},
-            "tolerated_failure_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            "tolerated_failure_rate": {"type": "number", "minimum": 0, "maximum": 1,
+                                       "description": "stop launching when failed / max(finished, 5) exceeds it"},
         }, description="what becomes of failed trials"),
         "scheduler": _object({
-            "monitoring_interval": {"type": "number", "exclusiveMinimum": 0},
-            "snapshot_interval": {"type": "number", "minimum": 0},
-            "synchronous": {"type": "boolean"},
-            "cleanup_after_completion": {"type": "boolean"},
+            "monitoring_interval": {"type": "number", "exclusiveMinimum": 0,
+                                    "description": "longest wait between status checks (s)"},
+            "snapshot_interval": {"type": "number", "minimum": 0,
+                                  "description": "seconds between full Ax snapshots while running"},
+            "synchronous": {"type": "boolean", "description": "one trial at a time"},
+            "cleanup_after_completion": {"type": "boolean",
+                                         "description": "remove a completed trial's directory (failed ones stay)"},
             "resources": _RESOURCES,
         }, description="the scheduler's other settings"),
     }, required=("name", "parameters", "objectives", "trial")),
@@ -521,6 +529,41 @@ def _fan_out_keys(stage: Mapping[str, Any], earlier: Mapping[str, Mapping[str, A
     return set()
 
 
+# ---------------------------------------------------------------- the reference, from the schema
+def reference() -> str:
+    """The campaign file's reference as Markdown, generated from :data:`SCHEMA` (every key, its
+    type and what it means), so the documentation cannot disagree with the validator."""
+    lines = ["| Key | Accepts | Meaning |", "| --- | --- | --- |"]
+    for path, schema, required in _walk(SCHEMA, ""):
+        accepts = _accepts(schema)
+        meaning = schema.get("description", "") + (" (required)" if required else "")
+        lines.append(f"| `{path}` | {accepts} | {meaning} |")
+    return "\n".join(lines)
+
+
+def _walk(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
+    required = set(schema.get("required", ()))
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        yield path, sub, key in required
+        yield from _walk(sub, path)
+        if sub.get("type") == "array" and isinstance(sub.get("items"), Mapping):
+            yield from _walk(sub["items"], f"{path}[]")
+        extra = sub.get("additionalProperties")
+        if isinstance(extra, Mapping) and extra.get("properties"):
+            yield from _walk(extra, f"{path}.<name>")
+
+
+def _accepts(schema: Mapping[str, Any]) -> str:
+    if "enum" in schema:
+        return " \\| ".join(f"`{v}`" for v in schema["enum"])
+    kinds = schema.get("type")
+    if kinds is None and "oneOf" in schema:
+        kinds = [b.get("type") for b in schema["oneOf"] if b.get("type")]
+    kinds = kinds if isinstance(kinds, list) else [kinds] if kinds else []
+    return " or ".join(_TYPES.get(k, k) for k in kinds) or "see the meaning"
+
+
 # ---------------------------------------------------------------- what a valid file says
 def summary(data: Mapping[str, Any], source: str) -> str:
     """A few lines on a valid campaign: its parameters, objectives, jobs per trial and backends."""
@@ -569,4 +612,4 @@ def _job_counts(stages: list[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["SCHEMA", "CampaignFileError", "Problem", "check", "load", "read", "summary"]
+__all__ = ["SCHEMA", "CampaignFileError", "Problem", "check", "load", "read", "reference", "summary"]

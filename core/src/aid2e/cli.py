@@ -358,9 +358,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from .campaign_file import SCHEMA
+    from .campaign_file import SCHEMA, reference
 
-    print(json.dumps(SCHEMA, indent=2))
+    print(reference() if args.markdown else json.dumps(SCHEMA, indent=2))
     return 0
 
 
@@ -460,6 +460,7 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
     schema = subparsers.add_parser(
         "schema", parents=[common], help="print the JSON Schema of campaign files",
         description="Print the JSON Schema of campaign files (for editors: the yaml-language-server reads it).")
+    schema.add_argument("--markdown", action="store_true", help="the file's reference as a Markdown table instead")
     schema.set_defaults(func=_cmd_schema)
     run = subparsers.add_parser(
         "run", parents=[common], help="run a campaign file",
