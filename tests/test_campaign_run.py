@@ -193,3 +193,17 @@ def test_sigkill_of_aid2e_run_then_aid2e_resume_finishes_the_campaign(folder):
     check_toy(where, 5)
     counted = Counter(runs.read_text().splitlines())
     assert len(counted) == 5 * 4 and set(counted.values()) == {1}
+
+
+@pytest.mark.timeout(300)
+def test_a_campaign_stopped_by_max_failed_trials_exits_1_with_one_line(tmp_path):
+    (tmp_path / "broken.py").write_text("import sys\nsys.exit('the geometry does not build')\n")
+    (tmp_path / "broken.yaml").write_text(
+        "name: broken\nparameters: {x: {bounds: [0.0, 1.0]}}\nobjectives: {loss: {direction: minimize}}\n"
+        "optimizer: {method: sobol}\nmax_trials: 10\nmax_parallel_trials: 1\n"
+        "trial: {script: [python3, broken.py]}\nfailure: {max_failed_trials: 2}\n")
+    done = aid2e_cli("run", "broken.yaml", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("aid2e: error:")]
+    assert errors == [errors[0]] and "3 trials failed and 0 were penalized, more than max_failed_trials=2" in errors[0]
+    assert "the geometry does not build" in errors[0] and "Traceback" not in done.stderr
