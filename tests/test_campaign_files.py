@@ -138,6 +138,14 @@ CASES = [
      "parameters.mirror.choices", "must list at least 2 values, got ['spherical']"),
     ("repeated-choice", edit(lambda d: d["parameters"]["mirror"].update(choices=["a", "a"])),
      "parameters.mirror.choices", "repeats a value"),
+    ("mixed-choices", edit(lambda d: d["parameters"]["mirror"].update(choices=["spherical", 2])),
+     "parameters.mirror.choices", "mixes kinds of values"),
+    ("constraint-syntax", edit(lambda d: d.update(parameter_constraints=["aerogel_thickness + gap < 6"])),
+     "parameter_constraints[0]", "is not a linear constraint like \"a + 2*b <= 6.0\""),
+    ("constraint-name", edit(lambda d: d.update(parameter_constraints=["aerogel + gap <= 6"])),
+     "parameter_constraints[0]", "names aerogel, not a parameter"),
+    ("outcome-constraint-syntax", edit(lambda d: d.update(outcome_constraints=["cost below 100"])),
+     "outcome_constraints[0]", "is not like \"cost <= 100\""),
     ("unknown-parameter-key", edit(lambda d: d["parameters"]["gap"].update(unit="cm")), "parameters.gap",
      "unknown key 'unit'"),
     ("objectives-empty", edit(lambda d: d.update(objectives={})), "objectives", "must not be empty"),
@@ -321,3 +329,43 @@ def test_the_reference_is_generated_from_the_schema_and_documents_every_key(caps
     assert {"name", "trial.stages[].fan_out", "failure.penalty", "scheduler.monitoring_interval",
             "parameters.<name>.bounds", "objectives.<name>.threshold"} <= keys
     assert set(SCHEMA["properties"]) <= keys
+
+
+@pytest.mark.timeout(600)
+def test_the_readmes_campaign_file_runs_on_the_real_slurm(tmp_path):
+    """The README's file as written (its partition this cluster's), with the scripts and module it
+    names: geo.sh exits 9 for thick aerogel, sim.sh writes a value, drich_utils merges them."""
+    import aid2e
+    from aid2e_psij.testing import require_slurm
+
+    partition = require_slurm()["partition"]
+    (tmp_path / "geo.sh").write_text(
+        "exec python3 - <<'PY'\nimport json, os, sys\n"
+        "sys.exit(9 if json.load(open(os.environ['AID2E_PARAMS_FILE']))['aerogel_thickness'] > 3.4 else 0)\nPY\n")
+    (tmp_path / "sim.sh").write_text(
+        "exec python3 - \"$@\" <<'PY'\nimport json, os, sys\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
+        "value = p['aerogel_thickness'] * float(sys.argv[4]) / p['n_layers'] + (0.5 if sys.argv[2] == 'pi+' else 0.0)\n"
+        "json.dump({'value': value}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\nPY\n")
+    (tmp_path / "drich_utils.py").write_text(
+        "def aggregate(aerogel_thickness, n_layers, mirror, gap, inputs):\n"
+        "    values = [job['result']['value'] for job in inputs['simulate']]\n"
+        "    return {'piKsep_etalow': (sum(values) / len(values), 0.01), 'acceptance': (1 / n_layers, 0.001),\n"
+        "            'cost': float(n_layers)}\n")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("## Campaign files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "campaign.yaml").write_text(block.replace("partition: debug,", f"partition: {partition},"))
+    done = subprocess.run([sys.executable, "-m", "aid2e", "run", "campaign.yaml", "--max-trials", "4"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scheduler = aid2e.AxScheduler.resume(str(tmp_path / "campaigns" / "drich-toy"))
+    assert len(scheduler.trials) == 4
+    for record in scheduler.trials.values():
+        p = record.parameters
+        assert record.status == "COMPLETED", record.message
+        assert p["gap"] == 2.5 and p["aerogel_thickness"] + p["gap"] <= 6.0 + 1e-9 and isinstance(p["n_layers"], int)
+        if p["aerogel_thickness"] > 3.4:
+            assert record.penalized and record.metrics["piKsep_etalow"].mean == 0.0
+            continue
+        values = [p["aerogel_thickness"] * eta / p["n_layers"] + k for k in (0.5, 0.0) for eta in (1.5, 2.5)]
+        assert record.metrics["piKsep_etalow"].mean == pytest.approx(sum(values) / 4, rel=1e-12)
+        assert {j.handle.backend for j in record.jobs.values() if j.stage == "simulate"} == {"slurm"}

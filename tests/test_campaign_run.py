@@ -207,3 +207,32 @@ def test_a_campaign_stopped_by_max_failed_trials_exits_1_with_one_line(tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("aid2e: error:")]
     assert errors == [errors[0]] and "3 trials failed and 0 were penalized, more than max_failed_trials=2" in errors[0]
     assert "the geometry does not build" in errors[0] and "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_a_single_container_trial_from_a_file(tmp_path):
+    """trial: {container: ...} with the containers plugin's options (engine) on podman."""
+    from test_containers_on_slurm import STATE_FILE, SUM_AWK
+
+    from aid2e.testing.requirements import require
+
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        state = {}
+    require("podman", state.get("podman") == "ok", f"podman is not usable here: {state.get('podman', 'no state')}")
+    image = state.get("image", "localhost/aid2e-test:latest")
+    command = ["awk", SUM_AWK.replace("{", "{{").replace("}", "}}"), "params.json"]  # {{ }}: literal braces
+    (tmp_path / "boxed.yaml").write_text(json.dumps({  # JSON is YAML too
+        "name": "boxed", "parameters": {"x": {"bounds": [0.0, 1.0]}, "y": {"bounds": [0.0, 1.0]}},
+        "objectives": {"objective": {"direction": "minimize"}}, "optimizer": {"method": "sobol", "seed": 2},
+        "trial": {"container": {"image": image, "engine": "podman", "command": command}}}))
+    done = aid2e_cli("validate", "boxed.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = aid2e_cli("run", "boxed.yaml", "--max-trials", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scheduler = aid2e.AxScheduler.resume(str(tmp_path / "aid2e_jobs" / "boxed"))
+    for record in scheduler.trials.values():
+        assert record.status == "COMPLETED", record.message
+        assert record.metrics["objective"].mean == record.parameters["x"] + record.parameters["y"]
+        assert record.jobs["trial/job"].handle.extra["container_image"] == image

@@ -375,6 +375,21 @@ def _semantics(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem(f"parameters.{name}", "type and log_scale are for range parameters (with bounds)")
         if "choices" in spec and len(set(map(repr, spec["choices"]))) != len(spec["choices"]):
             yield Problem(f"parameters.{name}.choices", f"repeats a value: {spec['choices']}")
+        if "choices" in spec and len({_kind_of(v) for v in spec["choices"]}) > 1:
+            yield Problem(f"parameters.{name}.choices", f"mixes kinds of values: {spec['choices']} (give all text, "
+                                                        "all numbers or all true/false)")
+    for position, text in enumerate(data.get("parameter_constraints") or []):
+        match = _LINEAR.match(text)
+        names = _TERM_NAME.findall(re.sub(rf"(?<![\w.]){_NUMBER_TEXT}", " ", match.group(1))) if match else []
+        unknown = sorted(set(names) - set(parameters))
+        if match is None or unknown:
+            what = f"names {', '.join(unknown)}, not a parameter" if unknown else (
+                "is not a linear constraint like \"a + 2*b <= 6.0\"")
+            yield Problem(f"parameter_constraints[{position}]", f"{text!r} {what}")
+    for position, text in enumerate(data.get("outcome_constraints") or []):
+        if not _OUTCOME.match(text):
+            yield Problem(f"outcome_constraints[{position}]", f"{text!r} is not like \"cost <= 100\" (a metric, "
+                                                              "<= or >=, a number)")
     objectives = data["objectives"]
     failure = data.get("failure") or {}
     penalty = failure.get("penalty")
@@ -516,6 +531,17 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
                     and "{" not in script[1] and not (base / script[1]).is_file():
                 yield Problem(f"{where}.script[1]", f"{script[1]} does not exist next to the campaign file "
                                                     f"({base / script[1]})")
+
+
+_NUMBER_TEXT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+_TERM = rf"\s*({_NUMBER_TEXT}\s*\*\s*)?[A-Za-z_]\w*\s*"
+_LINEAR = re.compile(rf"^(\s*[-+]?{_TERM}([-+]{_TERM})*)(<=|>=)\s*{_NUMBER_TEXT}\s*$")
+_TERM_NAME = re.compile(r"[A-Za-z_]\w*")
+_OUTCOME = re.compile(rf"^\s*[A-Za-z_][\w.:-]*\s*(<=|>=)\s*{_NUMBER_TEXT}\s*%?\s*$")
+
+
+def _kind_of(value: Any) -> str:
+    return "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else "text"
 
 
 def _fan_out_keys(stage: Mapping[str, Any], earlier: Mapping[str, Mapping[str, Any]]) -> set[str]:
