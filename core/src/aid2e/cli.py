@@ -341,17 +341,24 @@ def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
     resume.set_defaults(func=_cmd_resume)
 
 
-# ---------------------------------------------------------------- parser and main
-#: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
 # ---------------------------------------------------------------- campaign files
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from .campaign_file import CampaignFileError, read, summary
+def _read_campaign(path: str) -> Any:
+    """The checked campaign file at ``path``, or None after printing one line per problem."""
+    from .campaign_file import CampaignFileError, read
 
     try:
-        data = read(args.file)
+        return read(path)
     except CampaignFileError as exc:
         for problem in exc.problems:
             print(_printable(problem.line(exc.source)), file=sys.stderr)
+        return None
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .campaign_file import summary
+
+    data = _read_campaign(args.file)
+    if data is None:
         return 2
     print(summary(data, args.file))
     return 0
@@ -368,15 +375,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from . import atomic
-    from .campaign_file import CampaignFileError, read
     from .campaign_run import FROZEN_FILE, SOURCE_FILE, campaign_dir, use_modules_next_to
     from .state_records import saved_identity
 
-    try:
-        data = read(args.file)
-    except CampaignFileError as exc:
-        for problem in exc.problems:
-            print(_printable(problem.line(exc.source)), file=sys.stderr)
+    data = _read_campaign(args.file)
+    if data is None:
         return 2
     total = args.max_trials if args.max_trials is not None else data.get("max_trials")
     if total is None:
@@ -477,6 +480,8 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
     starter.set_defaults(func=_cmd_init)
 
 
+# ---------------------------------------------------------------- parser and main
+#: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
 _SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume,
                                                                        _add_campaign_files]
 
