@@ -80,3 +80,4 @@ def test_argv_is_filled_element_by_element_never_through_a_shell():
         fill_argv(["{energy}"], {"x": 1})
     with pytest.raises(ConfigError, match="unmatched"):
         fill_argv(["{oops"], {})
+

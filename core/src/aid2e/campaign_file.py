@@ -379,13 +379,10 @@ def _semantics(data: Mapping[str, Any]) -> Iterator[Problem]:
             yield Problem(f"parameters.{name}.choices", f"mixes kinds of values: {spec['choices']} (give all text, "
                                                         "all numbers or all true/false)")
     for position, text in enumerate(data.get("parameter_constraints") or []):
-        match = _LINEAR.match(text)
-        names = _TERM_NAME.findall(re.sub(rf"(?<![\w.]){_NUMBER_TEXT}", " ", match.group(1))) if match else []
-        unknown = sorted(set(names) - set(parameters))
-        if match is None or unknown:
-            what = f"names {', '.join(unknown)}, not a parameter" if unknown else (
-                "is not a linear constraint like \"a + 2*b <= 6.0\"")
-            yield Problem(f"parameter_constraints[{position}]", f"{text!r} {what}")
+        try:
+            constraint_for_ax(text, parameters)
+        except ValueError as exc:
+            yield Problem(f"parameter_constraints[{position}]", f"{text!r} {exc}")
     for position, text in enumerate(data.get("outcome_constraints") or []):
         if not _OUTCOME.match(text):
             yield Problem(f"outcome_constraints[{position}]", f"{text!r} is not like \"cost <= 100\" (a metric, "
@@ -536,8 +533,44 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
 _NUMBER_TEXT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 _TERM = rf"\s*({_NUMBER_TEXT}\s*\*\s*)?[A-Za-z_]\w*\s*"
 _LINEAR = re.compile(rf"^(\s*[-+]?{_TERM}([-+]{_TERM})*)(<=|>=)\s*{_NUMBER_TEXT}\s*$")
-_TERM_NAME = re.compile(r"[A-Za-z_]\w*")
 _OUTCOME = re.compile(rf"^\s*[A-Za-z_][\w.:-]*\s*(<=|>=)\s*{_NUMBER_TEXT}\s*%?\s*$")
+
+
+def constraint_for_ax(text: str, parameters: Mapping[str, Any]) -> str | None:
+    """A parameter constraint as Ax takes it: fixed parameters' values moved to the right-hand
+    side (``a + gap <= 6.0`` with gap 2.5 is ``a <= 3.5``); None when only fixed values remain and
+    it holds. A ``ValueError`` says what is wrong (syntax, a name that is no range parameter, a
+    constraint the fixed values already break)."""
+    match = _LINEAR.match(text)
+    if match is None:
+        raise ValueError("is not a linear constraint like \"a + 2*b <= 6.0\"")
+    terms = []
+    for sign, coefficient, name in _TERMS.findall(match.group(1)):
+        factor = float(coefficient) if coefficient else 1.0
+        terms.append((-factor if sign == "-" else factor, name))
+    unknown = sorted({name for _, name in terms} - set(parameters))
+    if unknown:
+        raise ValueError(f"names {', '.join(unknown)}, not a parameter")
+    choices = sorted(name for _, name in terms if "choices" in parameters[name])
+    if choices:
+        raise ValueError(f"names {', '.join(choices)}: a constraint takes range parameters (and fixed values)")
+    bound = float(text.rsplit("=", 1)[1])
+    kept = []
+    for factor, name in terms:
+        if "value" in parameters[name]:
+            bound -= factor * float(parameters[name]["value"])
+        else:
+            kept.append((factor, name))
+    relation = "<=" if "<=" in text else ">="
+    if not kept:
+        if (0.0 <= bound) if relation == "<=" else (0.0 >= bound):
+            return None
+        raise ValueError("is never met with the fixed values")
+    left = " + ".join(f"{factor!r}*{name}" for factor, name in kept).replace("+ -", "- ")
+    return f"{left} {relation} {bound!r}"
+
+
+_TERMS = re.compile(rf"([-+]?)\s*(?:({_NUMBER_TEXT.replace('(', '(?:')})\s*\*\s*)?([A-Za-z_]\w*)")
 
 
 def _kind_of(value: Any) -> str:

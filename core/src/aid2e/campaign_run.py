@@ -47,8 +47,11 @@ def experiment(data: Mapping[str, Any]) -> Any:
             kind = _value_type(values)
             parameters.append(ChoiceParameterConfig(name=name, values=values, parameter_type=kind,
                                                     is_ordered=None if len(values) < 2 else kind != "str"))
+    from .campaign_file import constraint_for_ax
+
+    constraints = [constraint_for_ax(text, data["parameters"]) for text in data.get("parameter_constraints") or []]
     client.configure_experiment(name=data["name"], parameters=parameters,
-                                parameter_constraints=list(data.get("parameter_constraints") or []))
+                                parameter_constraints=[c for c in constraints if c is not None])
     objectives = data["objectives"]
     objective = ", ".join(("-" if spec["direction"] == "minimize" else "") + name for name, spec in objectives.items())
     thresholds = [f"{name} {'<=' if spec['direction'] == 'minimize' else '>='} {spec['threshold']}"
