@@ -196,7 +196,7 @@ CASES = [
                                                                        "per": "simulate", "fan_out": {"k": [1]}})),
      "trial.stages[2].fan_out", "per: simulate takes that stage's fan-out"),
     ("fan-out-not-lists", edit(lambda d: stage(1)(d).update(fan_out={"particle": "pi+"})), "trial.stages[1].fan_out",
-     "must be {name: [values, ...]} or a list of {name: value} dicts"),
+     "must be {name: [values, ...]} or a list of {name: value} dicts, got {'particle': 'pi+'"),
     ("fan-out-is-parameter", edit(lambda d: stage(1)(d)["fan_out"].update(gap=[1, 2])),
      "trial.stages[1].fan_out", "gap is also a parameter"),
     ("argv-unknown-name", edit(lambda d: stage(1)(d)["script"].append("{energy}")), "trial.stages[1].script",

@@ -334,9 +334,10 @@ def _problem(error: Any, document: Any) -> Problem:
 
 
 def _given(instance: Any, schema: Mapping[str, Any]) -> str:
-    if not isinstance(instance, Mapping):
-        return f", got {_brief(instance)}"
+    """What was given: the alternatives present (``(got bounds, value)``), or the value itself."""
     options = [r for branch in schema.get("oneOf", []) for r in branch.get("required", [])]
+    if not options or not isinstance(instance, Mapping):
+        return f", got {_brief(instance)}"
     present = [k for k in options if k in instance]
     return f" (got {', '.join(present)})" if present else " (got none)"
 
