@@ -485,10 +485,13 @@ class AxScheduler:
             return bridge.pareto()
         return bridge.best()
 
+    def _best_text(self) -> str | None:
+        """The best value so far of the one objective, for progress (None with several)."""
+        return best_text(self.trials.values(), self._facts.minimize if self._facts is not None else {})
+
     def _trial_ended(self, index: int) -> None:
         if self._progress is not None:
-            minimize = self._facts.minimize if self._facts is not None else {}
-            self._progress.line(trial_text(self.trials[index], best_text(self.trials.values(), minimize)))
+            self._progress.line(trial_text(self.trials[index], self._best_text()))
 
     def _progress_tick(self) -> None:
         if self._progress is not None:
@@ -498,9 +501,8 @@ class AxScheduler:
         if self._progress is None:
             return
         counts = self.book.counts()
-        minimize = self._facts.minimize if self._facts is not None else {}
         self._progress.update(completed=counts["COMPLETED"], running=counts["RUNNING"],
-                              failed=counts["FAILED"], best=best_text(self.trials.values(), minimize))
+                              failed=counts["FAILED"], best=self._best_text())
 
     # ------------------------------------------------------------ persistence
     def _trials_json(self) -> str:

@@ -8,7 +8,6 @@ functions come from (the file's directory is put first on ``sys.path``). A trial
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -125,10 +124,11 @@ def workflow(data: Mapping[str, Any], base: Path, runners: Mapping[str, Any]) ->
 def _script(script: Any, base: Path) -> Any:
     """A script path relative to the campaign file, or an argv whose relative paths to files next
     to the file are made absolute (jobs run in their own directories)."""
+    from .stages import absolute_paths
+
     if isinstance(script, str):
         return str((base / script).resolve())
-    return [str((base / a).resolve()) if "{" not in a and not os.path.isabs(a) and (base / a).is_file() else a
-            for a in script]
+    return absolute_paths(script, base)
 
 
 def config(data: Mapping[str, Any], base: Path) -> dict[str, Any]:

@@ -247,8 +247,10 @@ class TrialLoop:
         for index, key in self.book.awaiting():
             if not self.book.is_awaiting(index, key):  # its trial ended meanwhile
                 continue
-            if key and self.book.on_backend(self.workflow.backend_of(key)) >= self.slots(self.workflow.backend_of(key)):
-                continue
+            if key:
+                backend = self.workflow.backend_of(key)
+                if self.book.on_backend(backend) >= self.slots(backend):
+                    continue
             self.submit(index, key)
             submitted = True
         if submitted:
@@ -272,12 +274,12 @@ class TrialLoop:
             if job.handle is not None:
                 self.book.submitted(index, job.handle, key, backend)
                 continue
-            runs_on = backend or self.backend
+            target = self.runs_on(backend)
             adopted = None
-            if hasattr(runs_on, "adopt"):
+            if hasattr(target, "adopt"):
                 request = self.workflow.request(experiment=self.facts.name, record=record, key=key,
                                                 trial_dir=self.trial_dir(index))
-                adopted = runs_on.adopt(request)
+                adopted = target.adopt(request)
             if adopted is not None:
                 log.info("trial %d: found job %s (%s), following it", index, key, adopted.native_id)
                 self.book.submitted(index, with_token(adopted, job.token), key, backend)
@@ -289,9 +291,14 @@ class TrialLoop:
         """The backend a workflow job runs on (None: the scheduler's)."""
         return self.workflow.backend_of(job.key)
 
+    def runs_on(self, backend: Any) -> Any:
+        """The backend a job runs on: ``backend``, or the scheduler's when None (as job entries
+        and stages say it)."""
+        return self.backend if backend is None else backend
+
     def slots(self, backend: Any) -> int:
         """How many jobs ``backend`` (None: the scheduler's) holds at once."""
-        return max(1, int(getattr(self.backend if backend is None else backend, "capacity", 1) or 1))
+        return max(1, int(getattr(self.runs_on(backend), "capacity", 1) or 1))
 
     def submit(self, index: int, key: str = "") -> None:
         """Submit job ``key`` of trial ``index`` (its trial's one job for ``""``) for its current
@@ -299,7 +306,7 @@ class TrialLoop:
         job like a failure (a configuration error is raised after)."""
         record = self.book[index]
         job = record.jobs[key] if key else None
-        backend = self.backend if job is None else (self.workflow.backend_of(key) or self.backend)
+        stage_backend = None if job is None else self.workflow.backend_of(key)  # None: the scheduler's
         (job or record).started_at = self.clock.time()
         try:
             request = self.request_for(index) if job is None else self.workflow.request(
@@ -311,7 +318,7 @@ class TrialLoop:
             if job is not None:
                 attempt["job"] = key
             atomic.write_json(Path(request.workdir) / ATTEMPT_FILE, attempt, sync=False)
-            handle = backend.submit(request)
+            handle = self.runs_on(stage_backend).submit(request)
         except (SubmitError, ConfigError, OSError) as exc:
             failed = JobResult(state=JobState.FAILED, message=f"could not submit the job: {exc}")
             if job is None:
@@ -322,8 +329,7 @@ class TrialLoop:
                 raise
             return
         token = (job or record).token
-        entry = self.book.submitted(index, with_token(handle, token, request.labels), key,
-                                    None if job is None else self.workflow.backend_of(key))
+        entry = self.book.submitted(index, with_token(handle, token, request.labels), key, stage_backend)
         if job is None:
             log.info("trial %d started (%s %s)", index, entry.handle.backend, entry.handle.native_id)
             self.on_change()
@@ -350,7 +356,7 @@ class TrialLoop:
         """``entries`` grouped by the backend they run on (keyed by its id)."""
         groups: dict[int, tuple[Any, list[JobEntry]]] = {}
         for entry in entries:
-            backend = self.backend if entry.backend is None else entry.backend
+            backend = self.runs_on(entry.backend)
             groups.setdefault(id(backend), (backend, []))[1].append(entry)
         return groups
 
@@ -413,11 +419,7 @@ class TrialLoop:
         now = self.clock.time()
         if verdict.action == "retry":
             self.book.new_job_attempt(index, key, submit=not self.stopping)
-            job.message = f"attempt {job.attempts - 1} failed: {result.message}"
-            log.warning("trial %d: job %s: %s; running it again (attempt %d of %d)", index, key,
-                        result.message.splitlines()[0] if result.message else "infrastructure failure",
-                        job.attempts, self.policy.max_retries + 1)
-            self.save()  # the retry's attempt and token are on disk before its job exists
+            self._note_retry(job, result, f"trial {index}: job {key}")
             return
         job.ended_at = now
         if verdict.action == "done":
@@ -444,7 +446,7 @@ class TrialLoop:
             if entry is not None:
                 entry.cancel_reason = reason
                 try:
-                    (entry.backend or self.backend).cancel(entry.handle)
+                    self.runs_on(entry.backend).cancel(entry.handle)
                 except Exception as exc:
                     log.warning("could not cancel job %s of trial %d: %s", key, index, exc)
             if job.status in ("WAITING", "RUNNING"):
@@ -459,17 +461,23 @@ class TrialLoop:
         verdict = judge(result, trial, self._judged, self.policy, self.book.records.values())
         if verdict.action == "retry":
             self.book.new_attempt(index, submit=not self.stopping)
-            record.message = f"attempt {record.attempts - 1} failed: {result.message}"
-            if self.stopping:  # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
-                record.message += "; runs again on resume"
-            else:
-                log.warning("trial %d: %s; running it again (attempt %d of %d)", index,
-                            result.message.splitlines()[0] if result.message else "infrastructure failure",
-                            record.attempts, self.policy.max_retries + 1)
-            self.save()  # the retry's attempt and token are on disk before its job exists
+            self._note_retry(record, result, f"trial {index}")
             return verdict
         self.apply(index, verdict, result)
         return verdict
+
+    def _note_retry(self, attempt: Any, result: JobResult, what: str) -> None:
+        """A trial's job, or a workflow job, (``attempt``: its record, made a new attempt) runs
+        again: say why in its message and the log, and save (the retry's attempt and token are on
+        disk before its job exists)."""
+        attempt.message = f"attempt {attempt.attempts - 1} failed: {result.message}"
+        if self.stopping:  # after Ctrl-C nothing is launched: the retry is left for a resumed scheduler
+            attempt.message += "; runs again on resume"
+        else:
+            log.warning("%s: %s; running it again (attempt %d of %d)", what,
+                        result.message.splitlines()[0] if result.message else "infrastructure failure",
+                        attempt.attempts, self.policy.max_retries + 1)
+        self.save()
 
     def apply(self, index: int, verdict: Verdict, result: JobResult) -> None:
         """End trial ``index`` as ``verdict`` says, in the book and in Ax."""
@@ -514,7 +522,7 @@ class TrialLoop:
                 what = f"trial {entry.trial}" + (f" job {entry.name}" if entry.name else "")
                 log.warning("%s exceeded trial_timeout=%g s: canceling it", what, limit)
                 try:
-                    (entry.backend or self.backend).cancel(entry.handle)
+                    self.runs_on(entry.backend).cancel(entry.handle)
                 except Exception as exc:
                     log.warning("could not cancel %s: %s", what, exc)
 
@@ -524,7 +532,7 @@ class TrialLoop:
         for entry in self.book.jobs():
             entry.cancel_reason = reason
             try:
-                (entry.backend or self.backend).cancel(entry.handle)
+                self.runs_on(entry.backend).cancel(entry.handle)
             except Exception as exc:
                 log.warning("could not cancel trial %d: %s", entry.trial, exc)
         deadline = self.clock.monotonic() + timeout
@@ -546,7 +554,7 @@ class TrialLoop:
             self.ax.want(0)
         stop = Interruption(signal="SIGTERM" if signals.terminated and not signals.presses else "Ctrl-C")
         for entry in self.book.jobs():
-            backend = entry.backend or self.backend
+            backend = self.runs_on(entry.backend)
             if ask(backend, "outlives_controller", entry.handle, False):
                 self.book.unfollow(entry)
                 if entry.trial not in stop.left_running:

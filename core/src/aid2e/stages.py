@@ -308,11 +308,15 @@ def _script_spec(stage: Stage, where: str) -> ScriptJob:
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
     if isinstance(script, Sequence) and script and all(isinstance(a, (str, os.PathLike)) for a in script):
-        argv = [str(a) for a in script]
-        resolved = [str(Path(a).resolve()) if not placeholders([a]) and not os.path.isabs(a) and Path(a).is_file()
-                    else a for a in argv]
-        return ScriptJob(argv=resolved)
+        return ScriptJob(argv=absolute_paths([str(a) for a in script], Path.cwd()))
     raise ConfigError(f"{where}: script must be a path or a non-empty list of argv strings, got {script!r}")
+
+
+def absolute_paths(argv: Sequence[str], base: Path) -> list[str]:
+    """``argv`` with each relative path to an existing file under ``base`` made absolute (jobs run
+    in their own directories); elements with ``{name}`` s, and the rest, stay as they are."""
+    return [str((base / a).resolve()) if not placeholders([a]) and not os.path.isabs(a) and (base / a).is_file()
+            else a for a in argv]
 
 
 def _check_placeholders(argv: Sequence[str], known: set[str] | None, where: str) -> None:
@@ -340,4 +344,4 @@ def _resources(stage: Stage, default: Resources) -> Resources:
     return resources
 
 
-__all__ = ["BoundStage", "BoundWorkflow", "adapter_for", "workflow_from_dump"]
+__all__ = ["BoundStage", "BoundWorkflow", "absolute_paths", "adapter_for", "workflow_from_dump"]

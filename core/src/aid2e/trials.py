@@ -21,13 +21,14 @@ from typing import Any
 
 from attrs import define, field
 
+from . import state
 from .types import JobHandle, Measurement
 
 #: A trial record's statuses; RUNNING until it ends one of the other three ways.
 STATUSES = ("RUNNING", "COMPLETED", "FAILED", "ABANDONED")
-#: A workflow job's statuses: WAITING for its inputs (or a slot), RUNNING (saved just before its
-#: submission, then with its handle), then how it ended.
-JOB_STATUSES = ("WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELED")
+#: A workflow job's statuses (defined with the state format): WAITING for its inputs (or a slot),
+#: RUNNING (saved just before its submission, then with its handle), then how it ended.
+JOB_STATUSES = state.JOB_STATUSES
 
 
 @define(kw_only=True)
