@@ -95,7 +95,8 @@ def test_run_then_resume_a_campaign_file(folder):
     assert len(ended) == 5 and all(" +- 0.01, acc=" in line and " in " in line for line in ended)  # a log line each
     assert (where / "campaign.yaml").read_text() == CAMPAIGN  # the campaign's frozen definition
     assert json.loads((where / "aid2e_campaign_source.json").read_text()) == {
-        "file": str(folder / "campaign.yaml"), "dir": str(folder)}
+        "file": str(folder / "campaign.yaml"), "dir": str(folder), "max_trials": 5}
+    assert "[INFO" not in done.stderr  # Ax's own INFO lines are kept quiet (aid2e -v shows them)
     check_toy(where, 5)
 
     again = aid2e_cli("run", "campaign.yaml", cwd=folder)
@@ -116,12 +117,20 @@ def test_a_single_job_trial_and_max_trials_from_the_command_line(folder):
     (folder / "single.yaml").write_text(
         "name: single\nparameters: {x: {bounds: [0.0, 1.0]}}\nobjectives: {loss: {direction: minimize}}\n"
         "optimizer: {method: sobol, seed: 1}\ntrial: {script: objective.py}\n")
-    done = aid2e_cli("run", "single.yaml", "--max-trials", "3", cwd=folder)
+    done = aid2e_cli("run", "single.yaml", "--max-trials", "3", "--output-dir", "scratch", cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:]
-    scheduler = aid2e.AxScheduler.resume(str(folder / "aid2e_jobs" / "single"))
+    where = folder / "scratch" / "single"  # --output-dir is relative to where aid2e runs, not to the file
+    scheduler = aid2e.AxScheduler.resume(str(where))
     assert [(r.status, list(r.jobs)) for r in scheduler.trials.values()] == [("COMPLETED", ["trial/job"])] * 3
     for record in scheduler.trials.values():
         assert record.metrics["loss"].mean == (record.parameters["x"] - 0.25) ** 2
+    best = min(scheduler.trials.values(), key=lambda r: r.metrics["loss"].mean)
+    assert done.stdout.splitlines()[-1].startswith(
+        f"3 completed, 0 failed, 0 abandoned, 0 running; best: trial {best.index}, "
+        f"loss={best.metrics['loss'].mean:.6g} (x=")
+    assert not (folder / "aid2e_jobs").exists()
+    resumed = aid2e_cli("resume", str(where), cwd=folder)  # the run asked for 3: nothing is left to launch
+    assert resumed.returncode == 0 and "3 trials saved, 0 in flight; 0 new" in resumed.stdout, resumed.stderr
 
 
 @pytest.mark.parametrize("change, words", [
@@ -207,6 +216,10 @@ def test_a_campaign_stopped_by_max_failed_trials_exits_1_with_one_line(tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("aid2e: error:")]
     assert errors == [errors[0]] and "3 trials failed and 0 were penalized, more than max_failed_trials=2" in errors[0]
     assert "the geometry does not build" in errors[0] and "Traceback" not in done.stderr
+    ended = [line.split(" ", 2)[2] for line in done.stderr.splitlines() if " FAILED: " in line]
+    assert [line.split(":")[0] for line in ended] == [f"trial {i} FAILED" for i in range(3)]  # one line each
+    assert all("the geometry does not build" in line for line in ended)
+    assert " failed: " not in done.stderr  # no second report of the same trial
 
 
 @pytest.mark.timeout(300)

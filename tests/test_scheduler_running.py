@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import threading
 import time
@@ -276,10 +277,16 @@ def test_progress_line_on_a_terminal():
 
 
 def test_progress_is_a_log_record_off_a_terminal(caplog):
-    caplog.set_level("INFO", logger="aid2e")
+    """Off a terminal (a batch job's log file) the running counts are DEBUG records: the log gets a
+    line per trial that ends (a WARNING when it failed) and the periodic summary, not every change."""
+    caplog.set_level("DEBUG", logger="aid2e")
     progress = Progress(4, stream=io.StringIO())
     progress.update(completed=1, running=1, failed=0, best=None)
-    assert "aid2e: 1 completed, 1 running, 0 failed of 4" in caplog.text
+    progress.line("trial 0 FAILED: boom", logging.WARNING)
+    progress.line("trial 1 COMPLETED: objective=1")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", "aid2e: 1 completed, 1 running, 0 failed of 4"), ("WARNING", "trial 0 FAILED: boom"),
+        ("INFO", "trial 1 COMPLETED: objective=1")]
 
 
 def test_import_is_light():

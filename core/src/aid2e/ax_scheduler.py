@@ -490,8 +490,11 @@ class AxScheduler:
         return best_text(self.trials.values(), self._facts.minimize if self._facts is not None else {})
 
     def _trial_ended(self, index: int) -> None:
+        """The one report of a trial that ended (a WARNING when it failed or was penalized)."""
         if self._progress is not None:
-            self._progress.line(trial_text(self.trials[index], self._best_text()))
+            record = self.trials[index]
+            bad = record.status == "FAILED" or record.penalized
+            self._progress.line(trial_text(record, self._best_text()), logging.WARNING if bad else logging.INFO)
 
     def _progress_tick(self) -> None:
         if self._progress is not None:

@@ -4,8 +4,9 @@ Usage::
 
     aid2e plugins list [--all] [--json]
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
+    aid2e resume PATH [--max-trials N]  # continue a campaign after a crash, Ctrl-C or a finished run
     aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
-    aid2e run FILE [--max-trials N]  # run a campaign file (its directory: <output_dir>/<name>)
+    aid2e run FILE [--max-trials N] [--output-dir DIR]  # run a campaign file (in <output_dir>/<name>)
     aid2e init [DIR]               # a starter campaign that runs at once
     aid2e schema                   # the JSON Schema of campaign files
     aid2e --version
@@ -291,7 +292,8 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- resume
 def _modules_of_campaign_file(path: str) -> int | None:
     """A campaign run from a file imports its functions from next to that file, on resume too.
-    Returns the max_trials of its frozen file (None: not a file's campaign, or none given)."""
+    Returns the trials ``aid2e run`` was asked for (``--max-trials`` or the file's max_trials;
+    None: not a file's campaign, or none given)."""
     from pathlib import Path
 
     from .campaign_file import CampaignFileError, load
@@ -301,19 +303,24 @@ def _modules_of_campaign_file(path: str) -> int | None:
         source = json.loads((Path(path) / SOURCE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(source, dict) and isinstance(source.get("dir"), str):
-        use_modules_next_to(Path(source["dir"]))
-    try:
-        frozen = load(Path(path) / FROZEN_FILE)
-    except CampaignFileError:
+    if not isinstance(source, dict):
         return None
-    total = frozen.get("max_trials") if isinstance(frozen, dict) else None
+    if isinstance(source.get("dir"), str):
+        use_modules_next_to(Path(source["dir"]))
+    total = source.get("max_trials")  # what aid2e run was asked for (the file's, or --max-trials)
+    if total is None:
+        try:
+            frozen = load(Path(path) / FROZEN_FILE)
+        except CampaignFileError:
+            return None
+        total = frozen.get("max_trials") if isinstance(frozen, dict) else None
     return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
 
+    _quiet_ax()
     config = {} if args.monitoring_interval is None else {"monitoring_interval": args.monitoring_interval}
     total = _modules_of_campaign_file(args.path)
     scheduler = AxScheduler.resume(args.path, config=config)
@@ -386,6 +393,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.file}: max_trials: give max_trials in the file or --max-trials N", file=sys.stderr)
         return 2
     source = Path(args.file).resolve()
+    if args.output_dir is not None:  # e.g. scratch space; the frozen file keeps what the file says
+        data = {**data, "output_dir": str(Path(args.output_dir).resolve())}
     where = campaign_dir(data, source.parent)
     if where.is_dir() and saved_identity(where) is not None:
         print(f"{args.file}: name: {where} already holds the campaign {data['name']!r}: continue it with aid2e resume "
@@ -395,7 +404,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     scheduler = _scheduler_of(data, source.parent)
     atomic.private_dir(where)
     atomic.write_bytes(where / FROZEN_FILE, source.read_bytes())  # the campaign's frozen definition
-    atomic.write_json(where / SOURCE_FILE, {"file": str(source), "dir": str(source.parent)})
+    atomic.write_json(where / SOURCE_FILE, {"file": str(source), "dir": str(source.parent), "max_trials": total})
     print(f"running {where}: {total} trials")
     return _run(scheduler, total, where)
 
@@ -406,6 +415,7 @@ def _scheduler_of(data: Any, base: Any) -> Any:
     from .campaign_run import backends, config, experiment, workflow
     from .plugins import get_plugin_manager
 
+    _quiet_ax()
     runners = backends(data)
     name = data["trial"].get("backend")
     runner = runners[name] if name is not None else get_plugin_manager().backend("joblib").factory()
@@ -414,17 +424,28 @@ def _scheduler_of(data: Any, base: Any) -> Any:
     return scheduler
 
 
+def _quiet_ax() -> None:
+    """Ax prints INFO lines (the generation strategy it chose, ...) to stderr by itself: keep its
+    warnings only, unless -v asked for everything."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        return
+    from ax.utils.common.logger import set_stderr_log_level
+
+    set_stderr_log_level(logging.WARNING)
+
+
 def _run(scheduler: Any, total: int, where: Any) -> int:
     """Run ``total`` new trials; print the counts and the best, or how to resume (exit 130). Off a
     terminal (a batch job's log file) progress is printed as time-stamped lines: one per trial
     that ends, and a summary every ten minutes."""
-    progress = logging.getLogger("aid2e.progress")
-    if not progress.handlers and not logging.getLogger().handlers:
+    ours = logging.getLogger("aid2e")
+    if not ours.handlers and not logging.getLogger().handlers:  # -v configured the root logger
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        progress.addHandler(handler)
-        progress.setLevel(logging.INFO)
-        progress.propagate = False
+        ours.addHandler(handler)
+        ours.setLevel(logging.WARNING)  # aid2e's warnings, and ...
+        logging.getLogger("aid2e.progress").setLevel(logging.INFO)  # ... every line of progress
+        ours.propagate = False
     try:
         best = scheduler.run_optimization(max_trials=total)
     except KeyboardInterrupt as exc:  # CampaignInterrupted says what was left and how to resume
@@ -433,8 +454,21 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
         return 130
     counts = {s: sum(r.status == s for r in scheduler.trials.values())
               for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}
-    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; best: {best}")
+    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; {_best_line(scheduler.trials, best)}")
     return 0
+
+
+def _best_line(trials: Any, best: Any) -> str:
+    """``best: trial 4, resolution=0.0474 (absorber_mm=2.8, ...)``, or the Pareto set's trials."""
+    if not best:
+        return "no trial completed"
+    if all(isinstance(k, int) for k in best):  # several objectives: {trial index: parameters}
+        return f"Pareto set: trials {', '.join(map(str, sorted(best)))} (aid2e status shows their metrics)"
+    record = next((r for r in trials.values() if r.parameters == best and r.status == "COMPLETED"), None)
+    if record is None:
+        return f"best: {_format_parameters(best, 200)}"
+    metrics = ", ".join(f"{_printable(n)}={m.mean:.6g}" for n, m in record.metrics.items())
+    return f"best: trial {record.index}, {metrics} ({_format_parameters(best, 200)})"
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -471,6 +505,8 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
                     "a campaign: continue that one with aid2e resume), keep a copy of the file there, and run it.")
     run.add_argument("file", metavar="FILE", help="the campaign file (campaign.yaml)")
     run.add_argument("--max-trials", type=int, default=None, help="trials to run (default: the file's max_trials)")
+    run.add_argument("--output-dir", default=None, metavar="DIR",
+                     help="where the campaign directory <DIR>/<name> goes, instead of the file's output_dir")
     run.set_defaults(func=_cmd_run)
     starter = subparsers.add_parser(
         "init", parents=[common], help="write a starter campaign",

@@ -128,7 +128,7 @@ class TrialLoop:
         self.campaign_id = campaign_id
         self.cleanup_after_completion = cleanup_after_completion
         self.on_change = on_change
-        self.on_trial_end = on_trial_end  # progress: a line per trial that ends
+        self.on_trial_end = on_trial_end  # progress: the one line per trial that ends
         self.on_tick = on_tick  # progress: called once per pass (a periodic summary)
         self.clock = clock
         self.stopping = False  # Ctrl-C or SIGTERM: this run launches nothing more
@@ -485,17 +485,12 @@ class TrialLoop:
         if verdict.action == "abandon":
             self.ax.report(abandon, index, verdict.reason)
             self.book.close(index, "ABANDONED", message=verdict.reason, at=now)
-            if verdict.reason.startswith("infeasible: "):
-                log.info("trial %d is %s", index, verdict.reason)
         elif verdict.action in ("complete", "penalize"):
             self.ax.report(complete, index, verdict.metrics)
             message = verdict.reason if verdict.action == "penalize" else None
             self.book.close(index, "COMPLETED", message=message, metrics=verdict.metrics, at=now,
                             penalized=verdict.action == "penalize")
-            if verdict.action == "penalize":
-                log.warning("trial %d %s", index, verdict.reason.splitlines()[0])
-            else:
-                log.info("trial %d completed: %s", index, {k: v.mean for k, v in verdict.metrics.items()})
+            if verdict.action != "penalize":
                 extra = sorted(set(result.metrics) - self.facts.metric_names)
                 if extra:
                     log.debug("trial %d: ignoring metrics Ax does not know: %s", index, extra)
@@ -504,7 +499,6 @@ class TrialLoop:
         else:
             self.ax.report(fail, index, verdict.reason)
             self.book.close(index, "FAILED", message=verdict.reason, at=now)
-            log.warning("trial %d failed: %s", index, verdict.reason.splitlines()[0] if verdict.reason else "")
         self.on_trial_end(index)
         self.on_change()
 

@@ -27,13 +27,14 @@ class Progress:
         self.clock, self.summary_every = clock, summary_every
         self._started = self._summarized = clock()
 
-    def line(self, text: str) -> None:
-        """A line that stays (above the updating line on a terminal)."""
+    def line(self, text: str, level: int = logging.INFO) -> None:
+        """A line that stays (above the updating line on a terminal; off one, a log record of
+        ``level``: a failed trial's line is a WARNING, seen even where logging is not configured)."""
         if self.tty:
             self.stream.write("\r\033[K" + text + "\n" + self._last)
             self.stream.flush()
         else:
-            log.info(text)
+            log.log(level, text)
 
     def tick(self, counts: Callable[[], Mapping[str, int]]) -> None:
         """Every ``summary_every`` seconds: the counts so far, the time elapsed and, once trials
@@ -62,8 +63,8 @@ class Progress:
         if self.tty:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()
-        else:
-            log.info(text)
+        else:  # a log file gets a line per trial that ends and the periodic summary, not every change
+            log.debug(text)
 
     def close(self) -> None:
         if self.tty and self._last:
