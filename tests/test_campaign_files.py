@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,8 +90,13 @@ def test_the_issues_example_file_is_valid_and_summarized(folder, capsys):
         "  parameters (4): aerogel_thickness (range), n_layers (range), mirror (choice), gap (fixed)",
         "  objectives: maximize piKsep_etalow, maximize acceptance",
         "  trial: 3 stages, 6 jobs: geometry x1 on local, simulate x4 on cluster, analyze x1 on local",
-        "  backends: local (joblib), cluster (slurm)",
+        "  backends:",
+        f"    local (joblib): ready, 4 worker(s) (loky) on {os.cpu_count()} cores",
+        out.splitlines()[-1],
     ]
+    # Slurm's own answer (test_the_readmes_campaign_file_runs_on_the_real_slurm checks it where Slurm runs)
+    assert re.fullmatch(r"    cluster \(slurm\): (ready, partition debug up, nodes: .+|not ready: .+)",
+                        out.splitlines()[-1])
 
 
 def edit(change):
@@ -358,6 +365,10 @@ def test_the_readmes_campaign_file_runs_on_the_real_slurm(tmp_path):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     block = readme.split("## Campaign files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "campaign.yaml").write_text(block.replace("partition: debug,", f"partition: {partition},"))
+    checked = subprocess.run([sys.executable, "-m", "aid2e", "validate", "campaign.yaml"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert f"    cluster (slurm): ready, partition {partition} up, nodes: 1 " in checked.stdout, checked.stdout
     done = subprocess.run([sys.executable, "-m", "aid2e", "run", "campaign.yaml", "--max-trials", "4"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=500)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -41,6 +41,13 @@ class Backend(abc.ABC):
     def start(self) -> None:
         """Get ready to run jobs (start workers, connect); called before the first submit."""
 
+    def status(self) -> str:
+        """One line for ``aid2e validate``: whether this backend can take jobs now (``ready, ...``
+        or ``not ready: ...`` saying what to fix). Cheap and safe on a runner never started: no
+        job is submitted, at most one short query of the batch system; never raises. The
+        default knows only how many jobs it runs at once."""
+        return f"ready, {self.capacity} job(s) at once"
+
     @abc.abstractmethod
     def submit(self, request: JobRequest) -> JobHandle:
         """Start ``request`` and return its handle; raise :class:`~aid2e.errors.SubmitError` if refused."""

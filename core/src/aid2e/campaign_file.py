@@ -625,8 +625,9 @@ def _accepts(schema: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------- what a valid file says
-def summary(data: Mapping[str, Any], source: str) -> str:
-    """A few lines on a valid campaign: its parameters, objectives, jobs per trial and backends."""
+def summary(data: Mapping[str, Any], source: str, statuses: Mapping[str, str] | None = None) -> str:
+    """A few lines on a valid campaign: its parameters, objectives, jobs per trial and backends
+    (with their ``statuses``, from :func:`backend_statuses`, when given)."""
     parameters = data["parameters"]
     kinds = {"bounds": "range", "choices": "choice", "value": "fixed"}
     lines = [f"{source}: campaign {data['name']!r}, valid"]
@@ -645,9 +646,35 @@ def summary(data: Mapping[str, Any], source: str) -> str:
         kind = next(k for k in ("function", "script", "container") if k in trial)
         lines.append(f"  trial: one {kind} job on {trial.get('backend', 'the default runner')}")
     backends = data.get("backends") or {}
-    lines.append("  backends: " + (", ".join(f"{n} ({b['type']})" for n, b in backends.items()) or
-                                   "none named (local cores)"))
+    if not backends:
+        lines.append("  backends: none named (local cores)")
+    elif statuses is None:
+        lines.append("  backends: " + ", ".join(f"{n} ({b['type']})" for n, b in backends.items()))
+    else:
+        lines.append("  backends:")
+        lines += [f"    {n} ({b['type']}): {statuses.get(n, 'status unknown')}" for n, b in backends.items()]
     return "\n".join(lines)
+
+
+def backend_statuses(data: Mapping[str, Any]) -> dict[str, str]:
+    """Each named backend's :meth:`~aid2e.Backend.status` (built from a checked file, asked, and
+    closed: nothing is submitted)."""
+    from .plugins import get_plugin_manager
+
+    manager, statuses = get_plugin_manager(), {}
+    for name, spec in (data.get("backends") or {}).items():
+        runner = manager.backend(spec["type"]).factory(**{k: v for k, v in spec.items() if k != "type"})
+        try:
+            status = getattr(runner, "status", None)
+            statuses[name] = " ".join(str(status()).split()) if callable(status) else "status unknown (not an " \
+                                                                                    "aid2e.Backend)"
+        except Exception as exc:  # a third party's status() must not break validate
+            statuses[name] = f"status unknown: {type(exc).__name__}: {exc}"
+        finally:
+            close = getattr(runner, "close", None)
+            if callable(close):
+                close()
+    return statuses
 
 
 def direction(spec: Mapping[str, Any]) -> str:
@@ -672,4 +699,5 @@ def _job_counts(stages: list[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-__all__ = ["SCHEMA", "CampaignFileError", "Problem", "check", "load", "read", "reference", "summary"]
+__all__ = ["SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "load", "read", "reference",
+           "summary"]

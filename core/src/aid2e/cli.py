@@ -362,12 +362,12 @@ def _read_campaign(path: str) -> Any:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .campaign_file import summary
+    from .campaign_file import backend_statuses, summary
 
     data = _read_campaign(args.file)
     if data is None:
         return 2
-    print(summary(data, args.file))
+    print(summary(data, args.file, backend_statuses(data)))
     return 0
 
 

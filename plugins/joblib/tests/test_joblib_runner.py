@@ -416,3 +416,8 @@ def test_pool_names_the_kind_of_workers_and_backend_is_its_deprecated_alias():
         JobLibRunner(pool="dask")
     with pytest.raises(ConfigError, match="give only pool"):
         JobLibRunner(pool="loky", backend="threading")
+
+
+def test_status_names_its_workers_and_the_machines_cores():
+    status = JobLibRunner(n_jobs=3, pool="threading").status()
+    assert status == f"ready, 3 worker(s) (threading) on {os.cpu_count()} cores"

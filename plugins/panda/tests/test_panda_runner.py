@@ -479,3 +479,26 @@ def test_published_metadata_is_read_with_bounds() -> None:
     good = json.dumps({"aid2e": {"version": 1, "status": {"exit_code": 0}, "result": '{"objective": 1}'}})
     assert _aid2e_metadata({"1": good, "2": "[" * 100_000 + "]" * 100_000}) == json.loads(good)["aid2e"]
     assert _aid2e_metadata({"3": '{"aid2e": {"pad": "' + "x" * MAX_METADATA + '"}}'}) is None
+
+
+def test_status_says_where_jobs_go_with_good_credentials(server):
+    """What ``aid2e validate`` shows: the queue, the server and the credentials' kind (never the token)."""
+    runner = PanDARunner(queue="BNL_PanDA_1", config=FAST)
+    status = runner.status()
+    assert status.startswith("ready, queue BNL_PanDA_1 on http") and "credentials: oidc from $PANDA_AUTH_ID_TOKEN" in \
+        status, status
+    assert TOKEN not in status and server.requests == []  # validate never contacts the server
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"PANDA_AUTH_ID_TOKEN": None}, "no token"),
+    ({"PANDA_AUTH": None, "X509_USER_PROXY": "/nonexistent/x509up"}, "no grid proxy at /nonexistent/x509up"),
+])
+def test_status_of_bad_credentials_says_what_to_fix(server, monkeypatch, change, match):
+    for key, value in change.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    status = PanDARunner(config=FAST).status()
+    assert status.startswith("not ready: ") and match in status and "\n" not in status, status

@@ -237,6 +237,13 @@ class BackendConformance:
         job = FunctionJob(function=function, call_style=call_style_for(function, parameters))
         return self.make_request(tmp_path, index, job, parameters)
 
+    # ------------------------------------------------------------ status
+    def test_status_is_one_line_saying_whether_it_is_ready(self, backend: Backend) -> None:
+        """What ``aid2e validate`` shows for the backend: ``ready, ...`` or ``not ready: ...``."""
+        status = backend.status()
+        assert isinstance(status, str) and "\n" not in status, status
+        assert status.startswith(("ready, ", "not ready: ")), status
+
     # ------------------------------------------------------------ script jobs
     @pytest.mark.timeout(180)
     def test_script_completes_with_exact_metrics(self, backend: Backend, tmp_path: Path) -> None:

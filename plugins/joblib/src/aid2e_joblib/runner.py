@@ -249,6 +249,9 @@ class JobLibRunner(Backend):
     def capacity(self) -> int:
         return self._capacity
 
+    def status(self) -> str:
+        return f"ready, {self._capacity} worker(s) ({self.pool}) on {os.cpu_count()} cores"
+
     def outlives_controller(self, handle: JobHandle) -> bool:
         """Scripts run in their own sessions and outlive the controller; function jobs die with
         its worker pool."""

@@ -207,6 +207,17 @@ class PanDARunner(Backend):
         server = check_urls(self.api.client)
         log.info("PanDA server %s, auth %s from %s", server, self.credentials.mode, self.credentials.source)
 
+    def status(self) -> str:
+        """The credentials and the server address as :meth:`start` checks them (the server itself
+        is contacted when a run starts)."""
+        try:
+            credentials = auth.check_credentials(self.config.min_credential_validity)
+            server = check_urls(self.api.client)
+        except ConfigError as exc:
+            return f"not ready: {' '.join(str(exc).split())}"
+        return (f"ready, queue {self.queue} on {server} (credentials: {credentials.mode} from {credentials.source}; "
+                "the server is contacted when the run starts)")
+
     @property
     def nickname(self) -> str:
         return _clean(self.config.nickname or os.environ.get("PANDA_NICKNAME") or os.environ.get("RUCIO_ACCOUNT")

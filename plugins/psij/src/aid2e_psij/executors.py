@@ -21,6 +21,8 @@ import io
 import logging
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,66 @@ def is_batch(executor: Any) -> bool:
     from psij.executors.batch.batch_scheduler_executor import BatchSchedulerExecutor
 
     return isinstance(executor, BatchSchedulerExecutor)
+
+
+#: The command that shows each batch system's queues (its presence means the system is reachable).
+_QUEUE_COMMANDS = {"pbs": "qstat", "pbs_classic": "qstat", "lsf": "bqueues", "flux": "flux", "cobalt": "qstat"}
+#: Slurm node states (``sinfo %t``, suffixes removed) on which a job can run or will soon.
+_USABLE = {"idle", "mix", "alloc", "comp", "resv", "plnd", "futr"}
+STATUS_TIMEOUT = 15.0
+
+
+def batch_status(executor: str, queue: str | None) -> str:
+    """One line on whether ``executor`` (its ``queue``) can take jobs now: see
+    :meth:`aid2e.Backend.status`."""
+    if executor == "local":
+        return "ready, local processes"
+    if executor == "slurm":
+        return slurm_status(queue)
+    program = _QUEUE_COMMANDS[executor]
+    found = shutil.which(program)
+    return f"ready, {program} at {found}" if found else f"not ready: {program} is not on PATH (no {executor} here?)"
+
+
+def slurm_status(partition: str | None) -> str:
+    """``partition debug up, nodes: 1 idle`` from one ``sinfo``; ``not ready: ...`` when Slurm
+    cannot be asked, the partition does not exist, is not up or has no node that can run a job."""
+    sinfo = shutil.which("sinfo")
+    if sinfo is None:
+        return "not ready: sinfo is not on PATH (run where Slurm's commands are)"
+    try:
+        done = subprocess.run([sinfo, "--noheader", "--format=%P|%a|%D|%t"], capture_output=True, text=True,
+                              timeout=STATUS_TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"not ready: sinfo did not answer in {STATUS_TIMEOUT:g} s (is slurmctld up?)"
+    except OSError as exc:
+        return f"not ready: sinfo cannot run: {exc.strerror or exc}"
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return f"not ready: sinfo failed: {lines[0] if lines else f'exit {done.returncode}'}"
+    partitions: dict[str, dict[str, Any]] = {}
+    default = None
+    for line in done.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 4:
+            continue
+        name, available, count, state = fields
+        if name.endswith("*"):
+            name = name[:-1]
+            default = name
+        entry = partitions.setdefault(name, {"available": available, "nodes": []})
+        entry["nodes"].append((count, state))
+    wanted = partition if partition is not None else default
+    if wanted is None or wanted not in partitions:
+        known = ", ".join(sorted(partitions)) or "none"
+        return (f"not ready: no partition {partition!r} (partitions: {known})" if partition is not None else
+                f"not ready: no default partition: give partition (partitions: {known})")
+    entry = partitions[wanted]
+    nodes = ", ".join(f"{count} {state}" for count, state in entry["nodes"])
+    text = f"partition {wanted}{' (the default)' if partition is None else ''} {entry['available']}, nodes: {nodes}"
+    usable = [state for _, state in entry["nodes"] if state.rstrip("*~#!%$@^-") in _USABLE and "*" not in state]
+    if entry["available"] != "up":
+        return f"not ready: {text} (jobs wait until it is up)"
+    if not usable:
+        return f"not ready: {text} (no node can run a job now)"
+    return f"ready, {text}"

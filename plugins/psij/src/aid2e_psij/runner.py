@@ -45,7 +45,7 @@ from aid2e.structure import Invalid, converter, positive_int, structure
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
 
-from .executors import EXECUTORS, is_batch, make_executor
+from .executors import EXECUTORS, batch_status, is_batch, make_executor
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,11 @@ class PsijRunner(Backend):
 
     def start(self) -> None:
         self.executor  # noqa: B018  (fail early if PSI/J cannot build the executor)
+
+    def status(self) -> str:
+        """Slurm: the partition's availability and its nodes' states (one ``sinfo``); other
+        batch systems: whether their commands are here."""
+        return batch_status(self.executor_name, self.queue)
 
     def _spec(self, request: JobRequest, workdir: Path) -> Any:
         from psij import JobAttributes, JobSpec, ResourceSpecV1
