@@ -205,9 +205,20 @@ CASES = [
     ("fan-out-not-lists", edit(lambda d: stage(1)(d).update(fan_out={"particle": "pi+"})), "trial.stages[1].fan_out",
      "must be {name: [values, ...]} or a list of {name: value} dicts, got {'particle': 'pi+'"),
     ("fan-out-is-parameter", edit(lambda d: stage(1)(d)["fan_out"].update(gap=[1, 2])),
-     "trial.stages[1].fan_out", "gap is also a parameter"),
+     "trial.stages[1].fan_out", "gap is also a trial parameter: rename the fan-out value"),
     ("argv-unknown-name", edit(lambda d: stage(1)(d)["script"].append("{energy}")), "trial.stages[1].script",
-     "{energy} is neither a parameter nor a fan-out value of this stage"),
+     "argv element '{energy}' names {energy}, which is neither a trial parameter nor a fan-out value of this "
+     "stage"),
+    # the Workflow's own checks, asked by the validator (they passed validate and stopped the run before)
+    ("fan-out-dicts-differ", edit(lambda d: stage(1)(d).update(fan_out=[{"particle": "pi+"}, {"eta": 1.5}])),
+     "trial.stages[1].fan_out", "every dict names the same keys (particle), got {'eta': 1.5}"),
+    ("fan-out-repeats", edit(lambda d: stage(1)(d).update(fan_out=[{"particle": "pi+", "eta": 1.5}] * 2)),
+     "trial.stages[1].fan_out", "repeats a combination of values"),
+    ("argv-unmatched-brace", edit(lambda d: stage(1)(d)["script"].append("{particle")), "trial.stages[1].script",
+     "argv element '{particle' has an unmatched '{' (write {{ for a literal brace)"),
+    ("container-command-name", edit(lambda d: stage(1)(d).pop("script") and stage(1)(d).update(
+        container={"image": "busybox", "command": ["sim", "{nope}"]})), "trial.stages[1].container.command",
+     "argv element '{nope}' names {nope}, which is neither a trial parameter nor a fan-out value of this stage"),
     ("last-stage-fans-out", edit(lambda d: stage(2)(d).update(fan_out={"k": [1, 2]})), "trial.stages[2]",
      "the last stage gives the trial's metrics, so it runs once"),
     ("exit-code-action", edit(lambda d: stage(0)(d).update(exit_codes={9: "penalise"})),

@@ -238,7 +238,7 @@ def test_each_backend_holds_at_most_its_capacity_and_trials_interleave(tmp_path)
 
 @pytest.mark.parametrize("make, message", [
     (lambda s: Workflow([Stage("a", script=["python3", "x.py"], fan_out={"n": [1, 2]})]),
-     "the last stage 'a' gives the trial's metrics, so it runs once"),
+     "stage 'a': the last stage gives the trial's metrics, so it runs once"),
     (lambda s: Workflow([Stage("a", script="no/such/script.sh"), Stage("b", function=analyze)]),
      "stage 'a': objective script not found: no/such/script.sh"),
     (lambda s: Workflow([Stage("a", function="no_such_module:fn"), Stage("b", function=analyze)]),
@@ -260,9 +260,10 @@ def test_a_bad_workflow_is_one_line_when_it_is_set(runner, tmp_path, make, messa
 
 @pytest.mark.parametrize("stages, config, message", [
     ([Stage("a", script=["python3", "x.py", "{energy}"]), Stage("b", function=analyze)], {},
-     "stage 'a': argv element '{energy}' names {energy}, which is neither a trial parameter nor a fan-out value"),
+     "stage 'a': script: argv element '{energy}' names {energy}, which is neither a trial parameter nor a "
+     "fan-out value of this stage"),
     ([Stage("a", script=["python3", "x.py"], fan_out={"x": [1]}), Stage("b", function=analyze)], {},
-     "stage 'a': fan_out 'x' is also a trial parameter"),
+     "stage 'a': fan_out: x is also a trial parameter"),
     ([Stage("a", script=["python3", "x.py"], exit_codes={9: "penalty"}), Stage("b", function=analyze)], {},
      "stage 'a' maps an exit code to \"penalty\": give config 'penalty' a value for every objective"),
     ([Stage("a", function=analyze)], {"penalty": {"objective": 1.0}},

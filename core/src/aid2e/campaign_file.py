@@ -5,8 +5,11 @@ One source says what a file may hold: :data:`SCHEMA`, a JSON Schema (draft 2020-
 ``description`` s document every key. ``aid2e schema`` prints it (editors validate YAML with it),
 the validator checks files against it with ``jsonschema``, and the documentation's reference of
 the file is generated from it, so the three cannot disagree. Checks a schema cannot express (bounds
-reversed, a penalty missing an objective, a stage's ``per`` or argv naming what does not exist, a
-backend no stage may use) follow in :func:`check`; each problem is one line::
+reversed, a penalty missing an objective, a stage naming a backend that is not defined) follow in
+:func:`check`. The stages are checked by the Workflow's own rules
+(:func:`aid2e.workflow.workflow_problems`: unique names, ``per``, fan-outs, argv names, the last
+stage running once), whose problems carry the stage and key, so a file and the Python API are
+held to one set of rules. Each problem is one line::
 
     campaign.yaml: parameters.gap.bounds: the lower bound 4.0 is above the upper bound 2.0
 
@@ -359,7 +362,7 @@ def _pattern_text(pattern: str) -> str:
 
 def _semantics(data: Mapping[str, Any]) -> Iterator[Problem]:
     """What a schema cannot say: ranges, references between keys, argv names."""
-    from .workflow import placeholders
+    from .workflow import workflow_problems
 
     parameters: Mapping[str, Any] = data["parameters"]
     for name, spec in parameters.items():
@@ -416,34 +419,25 @@ def _semantics(data: Mapping[str, Any]) -> Iterator[Problem]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             yield Problem(f"{where}.backend", f"{job['backend']!r} is not among backends{hint} (defined: "
                                               f"{', '.join(backends) or 'none'})")
-    seen: dict[str, dict[str, Any]] = {}
-    for i, stage in enumerate(stages):
-        where = f"trial.stages[{i}]"
-        if stage["name"] in seen:
-            yield Problem(f"{where}.name", f"{stage['name']!r} names two stages: stage names must be unique")
-        per = stage.get("per")
-        if per is not None and per not in seen:
-            yield Problem(f"{where}.per", f"{per!r} names no earlier stage (earlier: {', '.join(seen) or 'none'})")
-        if per is not None and "fan_out" in stage:
-            yield Problem(f"{where}.fan_out", f"per: {per} takes that stage's fan-out: remove fan_out")
-        keys = _fan_out_keys(stage, seen)
-        clash = sorted(keys & set(parameters))
-        if clash:
-            yield Problem(f"{where}.fan_out", f"{', '.join(clash)} is also a parameter: rename the fan-out value")
-        argv = stage.get("script") if isinstance(stage.get("script"), list) else (
-            stage.get("container", {}).get("command") if isinstance(stage.get("container", {}).get("command"), list)
-            else [])
-        unknown = sorted(placeholders(argv) - set(parameters) - keys)
-        for name in unknown:
-            yield Problem(f"{where}.{'script' if 'script' in stage else 'container.command'}",
-                          f"{{{name}}} is neither a parameter nor a fan-out value of this stage (known: "
-                          f"{', '.join(sorted(set(parameters) | keys))})")
-        seen[stage["name"]] = stage
-    if stages:
-        last = stages[-1]
-        if "fan_out" in last or "per" in last:
-            yield Problem(f"trial.stages[{len(stages) - 1}]", "the last stage gives the trial's metrics, so it runs "
-                                                              "once: remove its fan_out/per, or add a stage after it")
+    single = "stages" not in trial
+    for problem in workflow_problems(stage_fields(data), parameters, to_run=True):
+        where = "trial" if single else f"trial.stages[{problem.index}]"
+        yield Problem(f"{where}.{problem.key}" if problem.key else where, problem.what)
+
+
+def stage_fields(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The file's stages as :class:`~aid2e.workflow.Stage` 's fields (a one-job trial is a stage
+    named ``trial``; ``backend`` stays the name of one of ``backends``; exit codes are numbers)."""
+    trial = data["trial"]
+    stages = trial.get("stages") or [{"name": "trial", **{k: v for k, v in trial.items() if k != "backend"}}]
+    fields = []
+    for spec in stages:
+        one = dict(spec)
+        if "exit_codes" in one:
+            one["exit_codes"] = {int(code) if isinstance(code, str) and code.isdigit() else code: action
+                                 for code, action in one["exit_codes"].items()}
+        fields.append(one)
+    return fields
 
 
 def _backend_problem(factory: Any, options: dict[str, Any]) -> str | None:
@@ -496,9 +490,6 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
     trial = data["trial"]
     jobs = [("trial", trial)] + [(f"trial.stages[{i}]", s) for i, s in enumerate(trial.get("stages") or [])]
     for where, job in jobs:
-        for code in job.get("exit_codes") or {}:
-            if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 255:
-                yield Problem(f"{where}.exit_codes", f"{code!r} is not an exit code 1 to 255")
         if "function" in job:
             added = str(base) not in sys.path
             if added:
@@ -578,17 +569,6 @@ def _kind_of(value: Any) -> str:
     return "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else "text"
 
 
-def _fan_out_keys(stage: Mapping[str, Any], earlier: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    if stage.get("per") in earlier:
-        return _fan_out_keys(earlier[stage["per"]], earlier)
-    fan_out = stage.get("fan_out")
-    if isinstance(fan_out, Mapping):
-        return set(fan_out)
-    if isinstance(fan_out, list):
-        return {k for item in fan_out for k in item}
-    return set()
-
-
 # ---------------------------------------------------------------- the reference, from the schema
 def reference() -> str:
     """The campaign file's reference as Markdown, generated from :data:`SCHEMA` (every key, its
@@ -637,7 +617,7 @@ def summary(data: Mapping[str, Any], source: str, statuses: Mapping[str, str] | 
     trial = data["trial"]
     stages = trial.get("stages")
     if stages:
-        counts = _job_counts(stages)
+        counts = _job_counts(data)
         total = sum(counts.values())
         lines.append(f"  trial: {len(stages)} stages, {total} jobs: " + ", ".join(
             f"{s['name']} x{counts[s['name']]} on {s.get('backend', trial.get('backend', 'the default runner'))}"
@@ -681,23 +661,13 @@ def direction(spec: Mapping[str, Any]) -> str:
     return "minimize" if spec["direction"] == "minimize" else "maximize"
 
 
-def _job_counts(stages: list[Mapping[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for stage in stages:
-        fan_out = stage.get("fan_out")
-        if stage.get("per") in counts:
-            counts[stage["name"]] = counts[stage["per"]]
-        elif isinstance(fan_out, Mapping):
-            n = 1
-            for values in fan_out.values():
-                n *= len(values)
-            counts[stage["name"]] = n
-        elif isinstance(fan_out, list):
-            counts[stage["name"]] = len(fan_out)
-        else:
-            counts[stage["name"]] = 1
-    return counts
+def _job_counts(data: Mapping[str, Any]) -> dict[str, int]:
+    """Jobs per trial of each stage of a checked file, from the workflow's own plan."""
+    from .workflow import Stage, Workflow, plan
+
+    workflow = Workflow([Stage(**{k: v for k, v in fields.items() if k != "backend"}) for fields in stage_fields(data)])
+    return {name: len(jobs) for name, jobs in plan(workflow).items()}
 
 
 __all__ = ["SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "load", "read", "reference",
-           "summary"]
+           "stage_fields", "summary"]

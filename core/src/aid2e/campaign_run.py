@@ -100,24 +100,18 @@ def backends(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def workflow(data: Mapping[str, Any], base: Path, runners: Mapping[str, Any]) -> Any:
     """The trial's :class:`~aid2e.workflow.Workflow`; stages without a backend use the trial's."""
+    from .campaign_file import stage_fields
     from .workflow import Stage, Workflow
 
-    trial = data["trial"]
-    stages = trial.get("stages") or [{"name": "trial", **{k: v for k, v in trial.items() if k != "backend"}}]
     built = []
-    for spec in stages:
-        options: dict[str, Any] = {k: spec[k] for k in ("fan_out", "per", "resources") if k in spec}
-        if "backend" in spec:
-            options["backend"] = runners[spec["backend"]]
-        if "exit_codes" in spec:
-            options["exit_codes"] = {int(code): action for code, action in spec["exit_codes"].items()}
-        if "function" in spec:
-            options["function"] = spec["function"]
-        elif "script" in spec:
-            options["script"] = _script(spec["script"], base)
-        else:
-            options["container"] = dict(spec["container"])
-        built.append(Stage(spec["name"], **options))
+    for fields in stage_fields(data):
+        if "backend" in fields:
+            fields["backend"] = runners[fields["backend"]]
+        if "script" in fields:
+            fields["script"] = _script(fields["script"], base)
+        if "container" in fields:
+            fields["container"] = dict(fields["container"])
+        built.append(Stage(**fields))
     return Workflow(built)
 
 

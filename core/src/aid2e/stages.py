@@ -39,7 +39,7 @@ from .jobs.function import StageCall, stage_call_style
 from .jobs.script import script_job
 from .trials import JobRecord, TrialRecord, new_token
 from .types import FunctionJob, JobRequest, Resources, ScriptJob
-from .workflow import PlannedJob, Stage, Workflow, fill_argv, placeholders, plan
+from .workflow import PlannedJob, Stage, Workflow, fields_of, fill_argv, placeholders, plan, workflow_problems
 
 
 def adapter_for(backend: Any, kind: str) -> Any:
@@ -82,19 +82,15 @@ class BoundWorkflow:
         self.workflow = workflow
         self.runner = runner
         names = set(parameter_names) if parameter_names is not None else None
+        problems = workflow_problems([fields_of(stage) for stage in workflow.stages], names, to_run=True)
+        if problems:  # what running it needs (the rest was checked when the Workflow was made)
+            raise ConfigError(problems[0].message())
         self.plan: dict[str, list[PlannedJob]] = plan(workflow)
         last = workflow.stages[-1]
-        if len(self.plan[last.name]) != 1:
-            raise ConfigError(f"the last stage {last.name!r} gives the trial's metrics, so it runs once: remove its "
-                              "fan_out/per, or add a stage after it that merges its jobs' outputs")
         self.final = f"{last.name}/{self.plan[last.name][0].name}"
         self.stages: dict[str, BoundStage] = {}
         for stage in workflow.stages:
             fan_out_keys = set(self.plan[stage.name][0].fan_out)
-            clash = sorted(fan_out_keys & (names or set()))
-            if clash:
-                raise ConfigError(f"stage {stage.name!r}: fan_out {', '.join(map(repr, clash))} is also a trial "
-                                  "parameter: rename the fan-out value")
             self.stages[stage.name] = _bind(stage, runner, names, fan_out_keys, default_resources,
                                             final=stage is last)
         self._depends = self._dependencies()
@@ -278,7 +274,6 @@ def _bind(stage: Stage, runner: Any, names: set[str] | None, fan_out_keys: set[s
         kind = "function"
     elif stage.script is not None:
         spec, kind, style, declared = _script_spec(stage, where), "script", "kwargs", ()
-        _check_placeholders(spec.argv, known, where)
     else:
         from .plugins import get_plugin_manager
 
@@ -289,7 +284,6 @@ def _bind(stage: Stage, runner: Any, names: set[str] | None, fan_out_keys: set[s
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: bad container: {exc}") from exc
         style, declared = "kwargs", ()
-        _check_placeholders(spec.command, known, where)
     adapter = adapter_for(runs_on, kind)
     if adapter is not None and adapter.check is not None:  # e.g. an image missing, a function that cannot be pickled
         adapter.check(spec, runs_on)
@@ -317,15 +311,6 @@ def absolute_paths(argv: Sequence[str], base: Path) -> list[str]:
     in their own directories); elements with ``{name}`` s, and the rest, stay as they are."""
     return [str((base / a).resolve()) if not placeholders([a]) and not os.path.isabs(a) and (base / a).is_file()
             else a for a in argv]
-
-
-def _check_placeholders(argv: Sequence[str], known: set[str] | None, where: str) -> None:
-    if known is None:  # the trial parameters are not known yet
-        return
-    try:
-        fill_argv(argv, dict.fromkeys(known, ""))
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _resources(stage: Stage, default: Resources) -> Resources:
