@@ -170,6 +170,16 @@ CASES = [
      "must be one of botorch, sobol, random, got 'bayes'"),
     ("optimizer-negative", edit(lambda d: d["optimizer"].update(initial_trials=-1)), "optimizer.initial_trials",
      "must be >= 0, got -1"),
+    # keys from the AID2E-framework's YAML say where they go here
+    ("framework-initial-samples", edit(lambda d: d["optimizer"].update(n_initial_samples=10)), "optimizer",
+     "unknown key 'n_initial_samples' (in aid2e: optimizer.initial_trials)"),
+    ("framework-iterations", edit(lambda d: d.update(n_iterations=50)), "",
+     "unknown key 'n_iterations' (in aid2e: max_trials (top level: the total))"),
+    ("framework-penalty", edit(lambda d: d["failure"].update(penalty_objectives={"acceptance": 0})), "failure",
+     "unknown key 'penalty_objectives' (in aid2e: failure.penalty)"),
+    ("slurm-words-in-resources", edit(lambda d: stage(1)(d)["resources"].update(partition="debug")),
+     "trial.stages[1].resources", "unknown key 'partition' (in aid2e: queue (in resources; partition is a slurm "
+                                  "backend's option))"),
     ("max-trials-zero", edit(lambda d: d.update(max_trials=0)), "max_trials", "must be >= 1, got 0"),
     ("max-trials-text", edit(lambda d: d.update(max_trials="50")), "max_trials", "must be a whole number, got '50'"),
     ("parallel-float", edit(lambda d: d.update(max_parallel_trials=2.5)), "max_parallel_trials",

@@ -176,6 +176,45 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+#: Keys a user brings from elsewhere (the AID2E-framework's YAML, the older scheduler, Ax, Slurm)
+#: and where the same thing goes in an aid2e campaign file: an unknown key's problem says so.
+ELSEWHERE = {
+    "problem": "name, parameters and objectives are top-level keys",
+    "workflows": "trial: {stages: [...]}",
+    "workflow": "trial: {stages: [...]}",
+    "n_initial_samples": "optimizer.initial_trials",
+    "num_initialization_trials": "optimizer.initial_trials",
+    "n_iterations": "max_trials (top level: the total)",
+    "num_trials": "max_trials",
+    "batch_size": "max_parallel_trials (top level)",
+    "objective_thresholds": "objectives.<name>.threshold",
+    "penalty_objectives": "failure.penalty",
+    "failure_policy": "failure.policy",
+    "runner_type": "backends: {<name>: {type: joblib | slurm | psij | panda, ...}}",
+    "runner": "backends: {<name>: {type: ..., ...}} and trial.backend",
+    "retry_max": "failure.max_retries",
+    "timeout_sec": "failure.trial_timeout",
+    "job_output_dir": "output_dir",
+    "minimize": "direction: minimize",
+    "goal": "direction: minimize | maximize",
+    "min": "bounds: [low, high]",
+    "max": "bounds: [low, high]",
+    "lower": "bounds: [low, high]",
+    "upper": "bounds: [low, high]",
+    "range": "bounds: [low, high]",
+    "values": "choices: [...]",
+    "fixed": "value: v",
+    "log": "log_scale: true",
+    "value_type": "type: float | int",
+    "mem": "memory",
+    "time": "walltime",
+    "time_limit": "walltime (in a stage's resources; time_limit is a slurm backend's option)",
+    "partition": "queue (in resources; partition is a slurm backend's option)",
+    "payloads": "fan_out: a list of {name: value}",
+    "job_factory": "fan_out (a dict of lists, or a list of dicts) or per: <earlier stage>",
+}
+
+
 @frozen
 class Problem:
     """One thing wrong with a campaign file: where (a key path like ``parameters.gap.bounds``, or
@@ -299,6 +338,8 @@ def _problem(error: Any, document: Any) -> Problem:
         for key in extra:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if str(key) in ELSEWHERE:
+                hint = f" (in aid2e: {ELSEWHERE[str(key)]})"
             parts.append(f"unknown key {key!r}{hint}")
         valid = f"; valid keys: {', '.join(known)}" if known else ""
         return Problem(where, f"{'; '.join(parts)}{valid}")
@@ -669,5 +710,5 @@ def _job_counts(data: Mapping[str, Any]) -> dict[str, int]:
     return {name: len(jobs) for name, jobs in plan(workflow).items()}
 
 
-__all__ = ["SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "load", "read", "reference",
-           "stage_fields", "summary"]
+__all__ = ["ELSEWHERE", "SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "load", "read",
+           "reference", "stage_fields", "summary"]
