@@ -249,3 +249,17 @@ def test_a_single_container_trial_from_a_file(tmp_path):
         assert record.status == "COMPLETED", record.message
         assert record.metrics["objective"].mean == record.parameters["x"] + record.parameters["y"]
         assert record.jobs["trial/job"].handle.extra["container_image"] == image
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--max-trials", "-1"], "aid2e run: error: argument --max-trials: must be 0 or more, got -1"),
+    (["--max-trials", "ten"], "aid2e run: error: argument --max-trials: must be a whole number of trials, got 'ten'"),
+    (["--output-dir", "/etc/hostname"],
+     "campaign.yaml: --output-dir: cannot create /etc/hostname/toy: Not a directory"),
+    (["--output-dir", "/proc/aid2e"], "campaign.yaml: --output-dir: cannot create /proc/aid2e/toy: No such file or "
+                                      "directory"),
+])
+def test_bad_run_arguments_stop_before_anything_starts(folder, args, line):
+    done = aid2e_cli("run", "campaign.yaml", *args, cwd=folder)
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == line and done.stdout == "", done.stderr
+    assert "Traceback" not in done.stderr and not (folder / "campaigns").exists()

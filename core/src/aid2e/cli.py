@@ -340,7 +340,7 @@ def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
                     "resume from Python: AxScheduler.resume(path).",
     )
     resume.add_argument("path", metavar="PATH", help="the experiment directory <job_output_dir>/<experiment name>/")
-    resume.add_argument("--max-trials", type=int, default=None, metavar="K",
+    resume.add_argument("--max-trials", type=_count, default=None, metavar="K",
                         help="new trials to launch after the in-flight ones (default: for a campaign run from a "
                              "file, what its max_trials still asks for; otherwise 0, only finish those)")
     resume.add_argument("--monitoring-interval", type=float, default=None, metavar="S",
@@ -400,9 +400,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.file}: name: {where} already holds the campaign {data['name']!r}: continue it with aid2e resume "
               f"{where}, or give this campaign another name or output_dir", file=sys.stderr)
         return 2
+    try:
+        atomic.private_dir(where)
+    except OSError as exc:
+        key = "--output-dir" if args.output_dir is not None else "output_dir"
+        print(f"{args.file}: {key}: cannot create {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     use_modules_next_to(source.parent)
     scheduler = _scheduler_of(data, source.parent)
-    atomic.private_dir(where)
     atomic.write_bytes(where / FROZEN_FILE, source.read_bytes())  # the campaign's frozen definition
     atomic.write_json(where / SOURCE_FILE, {"file": str(source), "dir": str(source.parent), "max_trials": total})
     print(f"running {where}: {total} trials")
@@ -504,7 +509,8 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
         description="Check a campaign file, create its campaign directory <output_dir>/<name> (refused if it holds "
                     "a campaign: continue that one with aid2e resume), keep a copy of the file there, and run it.")
     run.add_argument("file", metavar="FILE", help="the campaign file (campaign.yaml)")
-    run.add_argument("--max-trials", type=int, default=None, help="trials to run (default: the file's max_trials)")
+    run.add_argument("--max-trials", type=_count, default=None, metavar="N",
+                     help="trials to run (default: the file's max_trials)")
     run.add_argument("--output-dir", default=None, metavar="DIR",
                      help="where the campaign directory <DIR>/<name> goes, instead of the file's output_dir")
     run.set_defaults(func=_cmd_run)
@@ -514,6 +520,17 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
                     "into DIRECTORY, so that aid2e run works at once. Never overwrites a file.")
     starter.add_argument("directory", metavar="DIR", nargs="?", default=".", help="where (default: here)")
     starter.set_defaults(func=_cmd_init)
+
+
+def _count(text: str) -> int:
+    """A number of trials for argparse: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of trials, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 # ---------------------------------------------------------------- parser and main
