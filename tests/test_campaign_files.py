@@ -249,6 +249,13 @@ CASES = [
      "unknown key 'gpus'"),
     ("cpus-zero", edit(lambda d: stage(1)(d)["resources"].update(cpus=0)), "trial.stages[1].resources.cpus",
      "must be >= 1, got 0"),
+    # the scheduler's own config check, with the file's key paths
+    ("timeout-words", edit(lambda d: d["failure"].update(trial_timeout="soon")), "failure.trial_timeout",
+     "must be seconds or a duration like '04:00:00', '90s' or '2h', got 'soon'"),
+    ("timeout-zero", edit(lambda d: d["failure"].update(trial_timeout=0)), "failure.trial_timeout",
+     "must be seconds or a duration like '04:00:00', '90s' or '2h', got 0"),
+    ("scheduler-walltime", edit(lambda d: d.update(scheduler={"resources": {"walltime": "two hours"}})),
+     "scheduler.resources", "'walltime' must look like '02:00:00', '1-00:00:00' or '2h', got 'two hours'"),
     ("policy-typo", edit(lambda d: d["failure"].update(policy="penalise")), "failure.policy",
      "must be one of fail, penalty, got 'penalise'"),
     ("penalty-missing-objective", edit(lambda d: d["failure"]["penalty"].pop("acceptance")), "failure.penalty",

@@ -25,6 +25,9 @@ def objective(x, y):
         ({"resources": {"gpus": 1}}, "unknown config 'resources' key 'gpus'; valid keys: account, cpus"),
         ({"resources": {"walltime": "two hours"}}, "'walltime' must look like '02:00:00'"),
         ({"resources": 4}, "config 'resources' must be a dict"),
+        ({"trial_timeout": "soon"}, "config 'trial_timeout' must be seconds or a duration like '04:00:00', '90s' or "
+                                    "'2h', got 'soon'"),
+        ({"trial_timeout": -5}, "config 'trial_timeout' must be seconds or a duration"),
     ],
 )
 def test_bad_config(make_ax_client, threads, config, message):
@@ -122,3 +125,12 @@ def test_resources_reach_every_job_request_and_survive_resume(make_ax_client, co
         resumed.set_objective_function(objective)
         resumed.run_optimization(max_trials=1)
     assert [(r.cpus, r.memory, r.walltime) for r in seen] == [(2, "1536M", "00:30:00")] * 3
+
+
+@pytest.mark.parametrize("given, seconds", [(600, 600.0), (0.5, 0.5), ("04:00:00", 14400.0), ("90s", 90.0),
+                                            ("2h", 7200.0), ("1-00:00:00", 86400.0)])
+def test_trial_timeout_is_seconds_or_a_duration(given, seconds):
+    """As a campaign file's failure.trial_timeout says, and as Slurm writes walltimes."""
+    from aid2e.config import SchedulerConfig
+
+    assert SchedulerConfig.from_mapping({"trial_timeout": given}).trial_timeout == seconds

@@ -296,10 +296,35 @@ def check(data: Any, base: Path | None = None) -> list[Problem]:
     problems = list(dict.fromkeys(problems))  # one problem reported once
     if problems:
         return problems
-    problems = list(_semantics(data))
+    problems = list(_semantics(data)) or _config_problems(data)
     if base is not None and not problems:
         problems = list(_installed(data, base))
     return problems
+
+
+#: The file's key of each scheduler config key (the rest sit under ``failure:`` or ``scheduler:``).
+_CONFIG_KEYS = {"job_output_dir": "output_dir", "max_parallel_trials": "max_parallel_trials",
+                "failure_policy": "failure.policy"}
+
+
+def _config_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """The scheduler's own check of its config (:class:`aid2e.config.SchedulerConfig`), as the
+    file gives it, so a file is held to the rules ``AxScheduler(config=...)`` has."""
+    from .campaign_run import config
+    from .config import SchedulerConfig
+
+    given = config(data, Path("."))
+    try:
+        SchedulerConfig.from_mapping(given)
+    except ConfigError as exc:
+        text = " ".join(str(exc).split())
+        match = re.match(r"config '(\w+)' ", text)
+        if match is None:
+            return [Problem("", text)]
+        key = match.group(1)
+        section = "failure" if key in (data.get("failure") or {}) else "scheduler"
+        return [Problem(_CONFIG_KEYS.get(key, f"{section}.{key}"), text[match.end():])]
+    return []
 
 
 def _order(error: Any) -> tuple:

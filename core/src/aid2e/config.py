@@ -28,6 +28,8 @@ ResourcesDict = NewType("ResourcesDict", dict)
 FAILURE_POLICIES = ("fail", "penalty")
 #: config 'penalty': metric name -> a number or [mean, sem], kept as plain JSON.
 PenaltyDict = NewType("PenaltyDict", dict)
+#: config 'trial_timeout': seconds, given as a number or a duration like "04:00:00", "90s", "2h".
+Seconds = NewType("Seconds", float)
 
 
 @frozen(kw_only=True)
@@ -45,7 +47,8 @@ class SchedulerConfig:
       are saved after every change regardless; see ``AxScheduler._save_state``);
     * ``max_retries``: times a trial is run again after an infrastructure failure (its job
       vanished, its node was lost); a script's own non-zero exit is never retried;
-    * ``trial_timeout``: seconds after which a running trial is canceled and failed;
+    * ``trial_timeout``: seconds after which a running trial is canceled and failed (a number, or a
+      duration like ``"04:00:00"``, ``"90s"``, ``"2h"``);
     * ``resources``: what each trial's job asks for, e.g. ``{"cpus": 4, "memory": "8G",
       "walltime": "02:00:00"}`` (fields of :class:`aid2e.types.Resources`); backends and the
       container engines map what they understand (Slurm ``--cpus-per-task``/``--mem``,
@@ -73,7 +76,7 @@ class SchedulerConfig:
     tolerated_failure_rate: float = field(default=0.5, validator=between(0.0, 1.0))
     snapshot_interval: float = field(default=30.0, validator=at_least(0.0))
     max_retries: int = field(default=0, validator=non_negative_int)
-    trial_timeout: float | None = field(default=None, validator=at_least(0.001))
+    trial_timeout: Seconds | None = field(default=None, validator=at_least(0.001))
     resources: ResourcesDict | None = None
     failure_policy: str = field(default="fail", validator=check('"fail" or "penalty"', lambda v: v in FAILURE_POLICIES))
     penalty: PenaltyDict | None = None
@@ -178,6 +181,21 @@ def _penalty(value: Any, _type: Any = None) -> dict[str, Any]:
     return checked
 
 
+def _seconds(value: Any, _type: Any = None) -> float:
+    """config 'trial_timeout': a positive number of seconds, or a duration as text."""
+    seconds = None
+    if not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        try:
+            seconds = duration_seconds(value, what="")
+        except ConfigError:
+            seconds = None
+    if seconds is None:
+        raise ConfigError(f"config 'trial_timeout' must be seconds or a duration like '04:00:00', '90s' or '2h', "
+                          f"got {value!r}")
+    return float(seconds)
+
+
+converter.register_structure_hook(Seconds, _seconds)
 converter.register_structure_hook(ResourcesDict, _resources)
 converter.register_structure_hook(PenaltyDict, _penalty)
 
