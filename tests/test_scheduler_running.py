@@ -359,3 +359,24 @@ def test_a_line_per_trial_that_ends_and_a_periodic_summary(caplog):
     assert caplog.messages[-1] == ("aid2e: 4 of 10 trials finished (3 completed, 1 failed, 0 abandoned), 2 running; "
                                    "1h01m elapsed, about 1h31m left")
     assert len(caplog.messages) == 1
+
+
+def test_saved_trials_say_which_ax_generation_made_them_and_when_they_ran(make_client, threads, config, tmp_path):
+    """What a report draws: each trial's generation (Ax's node, its size and time) and its job's
+    submission, first sight running and end, as aid2e status --json reads them back."""
+    client = make_client("timing")
+    scheduler = aid2e.AxScheduler(client, threads, config)
+    scheduler.set_objective_function(lambda x, y: {"objective": (x - 0.3) ** 2 + y})
+    scheduler.run_optimization(max_trials=7)
+    from aid2e.state import read_state
+
+    trials = read_state(scheduler.experiment_dir).trials
+    assert len(trials) == 7
+    for trial in trials:  # Ax's own record of the node that made each trial
+        made_by = scheduler.experiment.trials[trial.index].generator_runs[0]._generation_node_name
+        assert trial.generation["node"] == made_by and made_by
+    for trial in trials:
+        assert trial.generation["size"] >= 1 and trial.generation["seconds"] >= 0
+        assert trial.generation["at"] <= trial.submitted_at <= trial.ended_at
+        if trial.running_at is not None:  # a thread's job may end before any poll sees it running
+            assert trial.submitted_at <= trial.running_at <= trial.ended_at

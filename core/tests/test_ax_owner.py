@@ -39,6 +39,9 @@ class GatedBridge:
     def generation_ignores_data(self):
         return False
 
+    def generation_nodes(self, indices):
+        return {i: "Gated" for i in indices if i != 101}  # Ax names no node for 101
+
 
 def _outcome(bridge):
     bridge.outcomes += 1
@@ -67,6 +70,10 @@ def test_an_outcome_reported_during_a_fruitless_generation_is_not_lost():
         assert owner.ready_count == 2, "the owner stayed starved although an outcome arrived"
         assert not owner.idle_without_candidates
         assert [i for i, _ in owner.take(2)] == [100, 101]
+        made = owner.generations_of([100, 101, 7])  # the facts of the generation that made them, once
+        assert set(made) == {100, 101} and made[100]["node"] == "Gated" and made[101]["node"] is None
+        assert made[100]["size"] == 2 and made[100]["seconds"] >= 0 and made[100]["at"] > 0
+        assert owner.generations_of([100]) == {}
     finally:
         bridge.gate.set()
         owner.stop()

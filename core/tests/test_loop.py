@@ -36,6 +36,10 @@ class ScriptedAx:
     def want(self, count: int) -> None:
         pass
 
+    def generations_of(self, indices: list[int]) -> dict[int, dict[str, Any]]:
+        """Each trial made by a generation of its own, at wall time 1000 + index."""
+        return {i: {"at": 1000.0 + i, "seconds": 0.25, "size": 1, "node": "Scripted"} for i in indices}
+
     exhausted = property(lambda self: not self._ready)
     ready_count = property(lambda self: len(self._ready))
     idle_without_candidates = property(lambda self: not self._ready)
@@ -230,3 +234,16 @@ def test_a_restarted_controller_follows_the_jobs_and_runs_nothing_twice(tmp_path
     second.loop.run(budget=0)
     assert [r.status for r in book.records.values()] == ["COMPLETED"] * 3
     assert first.cluster.submitted_trials() == [0, 1, 2]
+
+
+def test_each_trial_records_its_generation_and_when_its_job_began_to_run(tmp_path):
+    """The timing a report draws: the Ax generation that made a trial, its job's queue wait
+    (submitted -> first seen running) and its run (-> ended), on the simulated clock."""
+    campaign = Campaign(tmp_path, 4, capacity=2, plan=lambda request: SimulatedJob(
+        queue=10.0 * (request.trial_index + 1), run=100.0, metrics={"loss": 1.0}))
+    campaign.run(4)
+    for index, record in campaign.book.records.items():
+        assert record.generation == {"at": 1000.0 + index, "seconds": 0.25, "size": 1, "node": "Scripted"}
+        queued = record.running_at - record.handle.submitted_at
+        assert 10.0 * (index + 1) <= queued <= 10.0 * (index + 1) + campaign.loop.monitoring_interval
+        assert record.ended_at - record.running_at <= 100.0 + campaign.loop.monitoring_interval

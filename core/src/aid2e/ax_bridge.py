@@ -265,6 +265,19 @@ class AxBridge:
         except Exception:  # an unusual node: assume it learns from data
             return False
 
+    def generation_nodes(self, indices: list[int]) -> dict[int, str]:
+        """The name of the Ax generation node (e.g. Sobol, MBM) that made each of trials
+        ``indices``, where Ax records it."""
+        names = {}
+        for index in indices:
+            try:
+                name = self.experiment.trials[index].generator_runs[0]._generation_node_name
+            except Exception:  # an attached trial, or an Ax without node names
+                continue
+            if isinstance(name, str) and name:
+                names[index] = name
+        return names
+
     def fail(self, index: int, reason: str) -> None:
         trial = self.experiment.trials[index]
         trial.update_run_metadata({"aid2e_failure": reason})

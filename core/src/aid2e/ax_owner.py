@@ -41,6 +41,7 @@ class AxOwner:
         self._thread: threading.Thread | None = None
         self.generation_seconds = 0.0
         self.generations = 0
+        self._made_by: dict[int, dict[str, Any]] = {}  # trial index -> its generation's facts, until taken
         #: The next candidates come from a quasi-random generator (known after a generation).
         self.ignores_data = False
 
@@ -94,6 +95,12 @@ class AxOwner:
             if taken:
                 self._cond.notify_all()
         return taken
+
+    def generations_of(self, indices: list[int]) -> dict[int, dict[str, Any]]:
+        """The facts of the generations that made trials ``indices`` (see
+        :attr:`aid2e.trials.TrialRecord.generation`); each is given once."""
+        with self._cond:
+            return {i: self._made_by.pop(i) for i in indices if i in self._made_by}
 
     def wait_ready(self, timeout: float) -> None:
         """Block until a candidate is ready, Ax gives up, or ``timeout`` seconds."""
@@ -159,7 +166,7 @@ class AxOwner:
         """Generate up to ``count`` candidates with the outcomes reported before the ``seen``-th
         applied. An empty generation starves the owner (no retry until a new outcome) only if
         no outcome arrived meanwhile: one that did may be the data Ax was waiting for."""
-        started = time.perf_counter()
+        at, started = time.time(), time.perf_counter()
         try:
             trials, done = self.bridge.next_trials(count)
         except Exception as exc:
@@ -167,7 +174,10 @@ class AxOwner:
                              "completed trials or the generation strategy is what to check") from exc
         elapsed = time.perf_counter() - started
         ignores_data = self.bridge.generation_ignores_data()
+        nodes = self.bridge.generation_nodes(list(trials))
         with self._cond:
+            for index in trials:
+                self._made_by[index] = {"at": at, "seconds": elapsed, "size": len(trials), "node": nodes.get(index)}
             self.ignores_data = ignores_data
             self.generation_seconds += elapsed
             self.generations += 1

@@ -168,7 +168,7 @@ class TrialLoop:
                         else:
                             batch = owner.take(min(free, budget - launched))
                         if batch:
-                            self.launch(dict(batch))
+                            self.launch(dict(batch), owner.generations_of([index for index, _ in batch]))
                             launched += len(batch)
                             free -= len(batch)
                     if not self.stopping and self.book.awaiting():
@@ -219,18 +219,29 @@ class TrialLoop:
         return failure_rate_exceeded(self.book.counts(), self.tolerated_failure_rate, self.max_failed_trials)
 
     # ------------------------------------------------------------ launching
-    def launch(self, trials: Mapping[int, Mapping[str, Any]]) -> None:
-        """Open trials ``{index: parameters}`` and submit them. Their records are saved before
+    def launch(self, trials: Mapping[int, Mapping[str, Any]],
+               generations: Mapping[int, Mapping[str, Any]] | None = None) -> None:
+        """Open trials ``{index: parameters}`` (made by ``generations``, ``{index: facts}``, see
+        :attr:`aid2e.trials.TrialRecord.generation`) and submit them. Their records are saved before
         submission (no handle yet) and again with their handles, so no job ever runs unrecorded."""
         for index, parameters in trials.items():
+            generation = (generations or {}).get(index)
             if self.workflow is None:
-                self.book.open(index, parameters)
+                self.book.open(index, parameters, generation=generation)
             else:
-                self.queue_ready(self.book.open(index, parameters, self.workflow.new_jobs()).index)
+                self.queue_ready(self.book.open(index, parameters, self.workflow.new_jobs(), generation).index)
         self.save()
         self._submit_awaiting()
         if self.workflow is not None:
             self.on_change()
+
+    def _note_running(self, entry: JobEntry) -> None:
+        """Record when a poll first saw the job running (the time before it is its queue wait);
+        saved with the trial's next change."""
+        record = self.book[entry.trial]
+        target = record.jobs[entry.name] if entry.name else record
+        if target.running_at is None:
+            target.running_at = entry.active_since
 
     def queue_ready(self, index: int) -> None:
         """Queue trial ``index``'s jobs whose inputs exist: RUNNING without a handle (saved so
@@ -375,6 +386,7 @@ class TrialLoop:
                 state = states.get(entry.handle.native_id)
                 if state is JobState.ACTIVE and entry.active_since is None:
                     entry.active_since = self.clock.time()
+                    self._note_running(entry)
                 if state is None or not state.is_final:
                     continue
                 if self.book.entry(entry.trial, entry.name) is not entry:  # its trial ended meanwhile

@@ -33,11 +33,11 @@ EXPERIMENT_FILE = "experiment.json"
 STATUSES = ("COMPLETED", "FAILED", "RUNNING", "ABANDONED")
 #: The keys of a saved trial record (``aid2e.trials.TrialRecord``'s fields).
 RECORD_KEYS = frozenset({"index", "parameters", "status", "handle", "message", "metrics", "started_at",
-                         "ended_at", "attempts", "token", "penalized", "jobs"})
+                         "running_at", "ended_at", "attempts", "token", "penalized", "jobs", "generation"})
 #: A workflow job's statuses and the keys of its saved record (``aid2e.trials.JobRecord``'s fields).
 JOB_STATUSES = ("WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELED")
 JOB_KEYS = frozenset({"stage", "name", "fan_out", "status", "handle", "attempts", "token", "message", "output",
-                      "started_at", "ended_at"})
+                      "started_at", "running_at", "ended_at"})
 
 _NAME = re.compile(r"\s*(-?)\s*([A-Za-z_][A-Za-z0-9_.:]*)\s*\Z")
 
@@ -56,11 +56,14 @@ class JobInfo:
     message: str = ""
     started_at: float | None = None
     ended_at: float | None = None
+    submitted_at: float | None = None  # its current attempt's submission (its handle's)
+    running_at: float | None = None  # first seen running: the queue wait is running_at - submitted_at
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": self.stage, "job": self.name, "status": self.status, "backend": self.backend,
                 "job_id": self.native_id, "workdir": self.workdir, "attempts": self.attempts,
-                "started_at": self.started_at, "ended_at": self.ended_at, "message": self.message}
+                "started_at": self.started_at, "submitted_at": self.submitted_at, "running_at": self.running_at,
+                "ended_at": self.ended_at, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class TrialInfo:
     ended_at: float | None = None
     penalized: bool = False  # COMPLETED with the campaign's penalty values after its job failed
     jobs: list[JobInfo] = field(default_factory=list)  # a trial made of stages: its jobs
+    submitted_at: float | None = None  # its one job's current attempt's submission
+    running_at: float | None = None  # first seen running
+    generation: dict[str, Any] | None = None  # the Ax generation that made it (TrialRecord.generation)
 
     def runtime(self, now: float) -> float | None:
         """Seconds from start to end (to ``now`` while it runs); ``None`` if unknown."""
@@ -102,6 +108,9 @@ class TrialInfo:
             "message": self.message,
             "penalized": self.penalized,
             "jobs": [job.to_json() for job in self.jobs],
+            "submitted_at": self.submitted_at,
+            "running_at": self.running_at,
+            "generation": self.generation,
         }
 
 
@@ -282,7 +291,7 @@ def check_record(record: Any) -> dict[str, Any]:
     status = record.get("status", "RUNNING")
     if status not in STATUSES:
         raise ValueError(f"unknown 'status' {status!r}")
-    for key in ("handle", "metrics"):
+    for key in ("handle", "metrics", "generation"):
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise TypeError(f"'{key}' must be an object, got {type(record[key]).__name__}")
     jobs = record.get("jobs") or []
@@ -342,7 +351,8 @@ def _trial(record: Any) -> TrialInfo:
                             native_id=_str_or_none(job_handle.get("native_id")),
                             workdir=_str_or_none(job_handle.get("workdir")), attempts=job.get("attempts", 1),
                             message=text if isinstance(text, str) else str(text),
-                            started_at=_num(job.get("started_at")), ended_at=_num(job.get("ended_at"))))
+                            started_at=_num(job.get("started_at")), ended_at=_num(job.get("ended_at")),
+                            submitted_at=_num(job_handle.get("submitted_at")), running_at=_num(job.get("running_at"))))
     return TrialInfo(
         index=index,
         parameters=parameters,
@@ -356,7 +366,19 @@ def _trial(record: Any) -> TrialInfo:
         ended_at=_num(record.get("ended_at")),
         penalized=record.get("penalized") is True,
         jobs=jobs,
+        submitted_at=_num(handle.get("submitted_at")),
+        running_at=_num(record.get("running_at")),
+        generation=_generation(record.get("generation")),
     )
+
+
+def _generation(value: Any) -> dict[str, Any] | None:
+    """A saved generation's facts, each kept only when of the right kind (the file may be edited)."""
+    if not isinstance(value, dict):
+        return None
+    facts: dict[str, Any] = {key: _num(value.get(key)) for key in ("at", "seconds", "size")}
+    facts["node"] = value["node"] if isinstance(value.get("node"), str) else None
+    return facts
 
 
 def _num(value: Any) -> float | None:

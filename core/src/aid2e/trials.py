@@ -50,6 +50,7 @@ class JobRecord:
     message: str = ""
     output: Any = None
     started_at: float | None = None
+    running_at: float | None = None  # when a poll first saw its current attempt running (queue wait before)
     ended_at: float | None = None
 
     @property
@@ -74,11 +75,15 @@ class TrialRecord:
     message: str = ""
     metrics: dict[str, Measurement] = field(factory=dict)
     started_at: float = field(factory=time.time)
+    running_at: float | None = None  # when a poll first saw its current attempt's job running
     ended_at: float | None = None
     attempts: int = 1
     token: str = ""
     penalized: bool = False  # COMPLETED with config 'penalty' after its job failed (message says why)
     jobs: dict[str, JobRecord] = field(factory=dict)  # a trial made of stages: its jobs, by key
+    #: The Ax generation that made it: ``at`` (wall time it began), ``seconds``, ``size`` (trials
+    #: it made), ``node`` (Ax's generation node, e.g. Sobol or MBM); None for trials given by hand.
+    generation: dict[str, Any] | None = None
 
 
 @define(kw_only=True)
@@ -168,11 +173,12 @@ class TrialBook:
         return counts
 
     # ------------------------------------------------------------ changes
-    def open(self, index: int, parameters: Mapping[str, Any], jobs: Mapping[str, JobRecord] | None = None
-             ) -> TrialRecord:
+    def open(self, index: int, parameters: Mapping[str, Any], jobs: Mapping[str, JobRecord] | None = None,
+             generation: Mapping[str, Any] | None = None) -> TrialRecord:
         """A new RUNNING trial: waiting for its job's first submission, or made of the workflow
         ``jobs`` (all WAITING: :meth:`await_submission` queues those whose inputs exist)."""
-        record = TrialRecord(index=index, parameters=dict(parameters), token=new_token(), jobs=dict(jobs or {}))
+        record = TrialRecord(index=index, parameters=dict(parameters), token=new_token(), jobs=dict(jobs or {}),
+                             generation=dict(generation) if generation is not None else None)
         self.records[index] = record
         if not record.jobs:
             self._awaiting[(index, "")] = None
@@ -185,7 +191,7 @@ class TrialBook:
         record = self.records[index]
         self._drop_jobs(index)
         record.attempts += 1
-        record.token, record.handle, record.ended_at = new_token(), None, None
+        record.token, record.handle, record.running_at, record.ended_at = new_token(), None, None, None
         if submit:
             self._awaiting[(index, "")] = None
         return record
@@ -195,7 +201,7 @@ class TrialBook:
         job = self.records[index].jobs[key]
         self._jobs.pop((index, key), None)
         job.attempts += 1
-        job.status, job.token, job.handle, job.ended_at = "RUNNING", new_token(), None, None
+        job.status, job.token, job.handle, job.running_at, job.ended_at = "RUNNING", new_token(), None, None, None
         if submit:
             self._awaiting[(index, key)] = None
         return job
