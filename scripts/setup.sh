@@ -8,7 +8,7 @@ VENV=${AID2E_VENV:-.venv}
 mode=${1:-}
 if [[ "$mode" == "--test" ]]; then
     want="core $(for d in plugins/*/; do [[ -f "$d/pyproject.toml" ]] && printf '%s ' "${d%/}"; done)"
-    extras="pytest>=8 pytest-timeout>=2.3 ruff hypothesis"
+    extras="pytest>=8 pytest-timeout>=2.3 ruff hypothesis selenium"
 else
     want="core plugins/joblib"
     extras=""

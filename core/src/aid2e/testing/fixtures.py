@@ -22,6 +22,10 @@ and use them in tests::
 from their entry points) that is also the process-wide manager for the test, so code calling
 :func:`aid2e.plugins.get_plugin_manager` (``from aid2e import MyRunner``, ``load_job``, ...)
 sees in-process plugins. The previous manager is restored afterwards.
+
+``browser`` is a real headless Chromium (:class:`aid2e.testing.browser.Browser`) for the test,
+quit afterwards; without one the test skips, or fails where the browser was promised
+(scripts/services/browser.sh set it up, or ``AID2E_REQUIRE`` names browser).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import pytest
 from aid2e import plugins as _plugins
 from aid2e.plugins import PluginInfo, PluginManager
 
-__all__ = ["bare_plugin_manager", "plugin_manager", "register_plugin"]
+__all__ = ["bare_plugin_manager", "browser", "plugin_manager", "register_plugin"]
 
 
 def _installed(manager: PluginManager) -> Iterator[PluginManager]:
@@ -83,3 +87,11 @@ def register_plugin(plugin_manager: PluginManager) -> Iterator[Callable[..., Plu
     for name in reversed(registered):
         plugin_manager.unregister(name)
 
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A started headless Chromium (:class:`aid2e.testing.browser.Browser`), quit after the test."""
+    from aid2e.testing.browser import start_browser
+
+    with start_browser() as started:
+        yield started
