@@ -5,6 +5,7 @@ Usage::
     aid2e plugins list [--all] [--json]
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
     aid2e resume PATH [--max-trials N]  # continue a campaign after a crash, Ctrl-C or a finished run
+    aid2e report PATH [-o FILE]    # one HTML file showing the campaign (opens offline)
     aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
     aid2e run FILE [--max-trials N] [--output-dir DIR]  # run a campaign file (in <output_dir>/<name>)
     aid2e init [DIR]               # a starter campaign that runs at once
@@ -289,6 +290,46 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
     status.set_defaults(func=_cmd_status)
 
 
+# ---------------------------------------------------------------- report
+def _cmd_report(args: argparse.Namespace) -> int:
+    import time
+
+    from .report import write
+    from .report_data import build, counts_line
+
+    started = time.perf_counter()
+    try:
+        data = build(args.path)
+    except Aid2eError:
+        raise
+    except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
+        log.debug("reading %s failed", args.path, exc_info=True)
+        raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
+                          f"{_printable(str(exc))[:200]}") from exc
+    try:
+        where = write(args.path, args.output, data=data)
+    except OSError as exc:
+        print(f"aid2e: error: cannot write the report to {args.output or args.path}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {where} ({len(data['trials'])} trials: {counts_line(data)}; {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _add_report(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    report = subparsers.add_parser(
+        "report", parents=[common], help="write one HTML file showing a campaign (opens offline)",
+        description="Write one self-contained HTML file of a campaign, from its saved state: the summary, each "
+                    "objective per trial with the best so far, the hypervolume and Pareto front (several "
+                    "objectives), the parameters, generation and job times, and every trial with links to its "
+                    "jobs' output. Works while the campaign runs; opens offline.",
+    )
+    report.add_argument("path", metavar="PATH", help="the campaign directory <job_output_dir>/<experiment name>/")
+    report.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="where to write it (default: report.html in the campaign directory)")
+    report.set_defaults(func=_cmd_report)
+
+
 # ---------------------------------------------------------------- resume
 def _modules_of_campaign_file(path: str) -> int | None:
     """A campaign run from a file imports its functions from next to that file, on resume too.
@@ -535,8 +576,8 @@ def _count(text: str) -> int:
 
 # ---------------------------------------------------------------- parser and main
 #: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
-_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_resume,
-                                                                       _add_campaign_files]
+_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_report,
+                                                                       _add_resume, _add_campaign_files]
 
 
 def build_parser() -> argparse.ArgumentParser:

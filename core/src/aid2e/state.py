@@ -126,6 +126,9 @@ class CampaignState:
     #: (only ``trials.json``, or an objective expression that is not plain metric names)
     objectives: dict[str, bool] | None = None
     multi_objective: bool = False
+    #: objective name -> its threshold (Ax's objective thresholds: the reference point of the
+    #: hypervolume), for those that have an absolute one
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)
@@ -195,6 +198,7 @@ def read_state(path: str | Path) -> CampaignState:
         trials=trials,
         objectives=objectives,
         multi_objective=multi,
+        thresholds=_thresholds(experiment_doc) if experiment_doc is not None else {},
     )
 
 
@@ -376,7 +380,9 @@ def _generation(value: Any) -> dict[str, Any] | None:
     """A saved generation's facts, each kept only when of the right kind (the file may be edited)."""
     if not isinstance(value, dict):
         return None
-    facts: dict[str, Any] = {key: _num(value.get(key)) for key in ("at", "seconds", "size")}
+    facts: dict[str, Any] = {key: _num(value.get(key)) for key in ("at", "seconds")}
+    size = value.get("size")
+    facts["size"] = size if isinstance(size, int) and not isinstance(size, bool) else None
     facts["node"] = value["node"] if isinstance(value.get("node"), str) else None
     return facts
 
@@ -421,6 +427,24 @@ def _objectives(document: Mapping[str, Any]) -> tuple[dict[str, bool] | None, bo
             return None, multi
         result[name] = part["minimize"]
     return result, multi or len(result) > 1
+
+
+def _thresholds(document: Mapping[str, Any]) -> dict[str, float]:
+    """``{objective: bound}`` from the snapshot's absolute objective thresholds, read as plain JSON."""
+    try:
+        given = document["ax"]["snapshot"]["experiment"]["optimization_config"].get("objective_thresholds")
+    except (KeyError, TypeError, AttributeError):
+        return {}
+    found = {}
+    for threshold in given if isinstance(given, list) else []:
+        try:
+            name, bound = threshold["metric"]["name"], threshold["bound"]
+        except (KeyError, TypeError):
+            continue
+        number = _num(bound)
+        if isinstance(name, str) and number is not None and math.isfinite(number) and not threshold.get("relative"):
+            found[name] = number
+    return found
 
 
 def _experiment_name(document: Mapping[str, Any] | None, trials: list[TrialInfo], source: Path) -> str | None:
