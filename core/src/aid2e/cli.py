@@ -6,6 +6,7 @@ Usage::
     aid2e status PATH [--json]     # a campaign's trials, from its saved state (PATH: <job_output_dir>/<name>/)
     aid2e resume PATH [--max-trials N]  # continue a campaign after a crash, Ctrl-C or a finished run
     aid2e report PATH [-o FILE]    # one HTML file showing the campaign (opens offline)
+    aid2e dashboard PATH [--port P]  # the same views, live in the browser
     aid2e validate FILE            # check a campaign file (one line per problem, exit 2)
     aid2e run FILE [--max-trials N] [--output-dir DIR]  # run a campaign file (in <output_dir>/<name>)
     aid2e init [DIR]               # a starter campaign that runs at once
@@ -330,6 +331,46 @@ def _add_report(subparsers: Any, common: argparse.ArgumentParser) -> None:
     report.set_defaults(func=_cmd_report)
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from .dashboard import serve
+
+    if not args.refresh > 0:
+        print(f"aid2e dashboard: error: --refresh must be more than 0 seconds, got {args.refresh:g}", file=sys.stderr)
+        return 2
+    try:
+        server = serve(args.path, host=args.host, port=args.port, every=args.refresh)
+    except ConfigError as exc:
+        print(f"aid2e: error: {exc}", file=sys.stderr)
+        return 2
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in str(host) else host
+    print(f"aid2e dashboard of {args.path}: http://{shown}:{port}/ (redrawn every {args.refresh:g} s; Ctrl-C stops)",
+          flush=True)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        print("aid2e dashboard stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+def _add_dashboard(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    dashboard = subparsers.add_parser(
+        "dashboard", parents=[common], help="serve a campaign's report live in the browser",
+        description="Serve the report's views of a campaign, redrawn as its trials finish, from its saved state. "
+                    "It only reads (it never takes the campaign's lock), so it runs next to a running "
+                    "controller. Listens on 127.0.0.1 unless --host says otherwise.",
+    )
+    dashboard.add_argument("path", metavar="PATH", help="the campaign directory <job_output_dir>/<experiment name>/")
+    dashboard.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1, "
+                                                               "this machine only)")
+    dashboard.add_argument("--port", type=int, default=8080, help="the port (default: 8080; 0: any free one)")
+    dashboard.add_argument("--refresh", type=float, default=5.0, metavar="S",
+                           help="seconds between redraws (default: 5)")
+    dashboard.set_defaults(func=_cmd_dashboard)
+
+
 # ---------------------------------------------------------------- resume
 def _modules_of_campaign_file(path: str) -> int | None:
     """A campaign run from a file imports its functions from next to that file, on resume too.
@@ -576,8 +617,8 @@ def _count(text: str) -> int:
 
 # ---------------------------------------------------------------- parser and main
 #: Functions adding one subcommand each: ``(subparsers, common_parent) -> None``.
-_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [_add_plugins, _add_status, _add_report,
-                                                                       _add_resume, _add_campaign_files]
+_SUBCOMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = [
+    _add_plugins, _add_status, _add_report, _add_dashboard, _add_resume, _add_campaign_files]
 
 
 def build_parser() -> argparse.ArgumentParser:
