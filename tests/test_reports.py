@@ -111,6 +111,15 @@ def render(browser, scheduler, tmp_path) -> tuple[dict, Path]:
     return build(scheduler.experiment_dir), output
 
 
+def status_csv(where: Path, *flags: str) -> list[dict[str, str]]:
+    import csv
+
+    done = subprocess.run([sys.executable, "-m", "aid2e", "status", str(where), "--csv", *flags], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return list(csv.DictReader(done.stdout.splitlines()))
+
+
 def brute_force_pareto(points: dict[int, tuple[float, ...]], minimize: list[bool]) -> set[int]:
     def better_or_equal(a, b):
         return all((x <= y) if low else (x >= y) for x, y, low in zip(a, b, minimize, strict=True))
@@ -130,6 +139,9 @@ def test_one_objective_report(browser, tmp_path):
     assert [p["best"] for p in data["trace"]["loss"]] == running_best
     assert browser.count("#hypervolume-box[style*='none']") == 1 and browser.count("#pareto-box[style*='none']") == 1
     assert browser.text("#counts").startswith("completed: 8 failed: 0")
+    assert [int(r["trial"]) for r in status_csv(scheduler.experiment_dir, "--pareto")] == [best]
+    written = scheduler.report(tmp_path / "from_python.html")  # the Python API's way to the same file
+    assert written == tmp_path / "from_python.html" and "aid2e: one" in written.read_text()[:400]
 
 
 def test_two_objective_report_has_the_pareto_front_and_the_hypervolume(browser, tmp_path):
@@ -151,6 +163,16 @@ def test_two_objective_report_has_the_pareto_front_and_the_hypervolume(browser, 
     assert browser.count("#hypervolume svg.main-svg") >= 1 and browser.count("#pareto svg.main-svg") >= 1
     assert browser.count("#pareto g.trace.scatter") == 2  # the Pareto set and the greyed dominated points
     assert browser.count("#best-table tr") == len(data["pareto"]) + 1
+
+    # aid2e status --csv: every trial, exact values; --pareto: the same set as the report's
+    rows = status_csv(scheduler.experiment_dir)
+    assert [int(r["trial"]) for r in rows] == sorted(scheduler.trials)
+    for row in rows:
+        record = scheduler.trials[int(row["trial"])]
+        assert (float(row["a"]), float(row["b"])) == points[record.index] and row["state"] == "COMPLETED"
+        assert float(row["x0"]) == record.parameters["x0"] and row["a_sem"] == ""
+    front = status_csv(scheduler.experiment_dir, "--pareto")
+    assert {int(r["trial"]) for r in front} == set(data["pareto"])
 
 
 def test_three_objective_report_draws_the_pairwise_panels(browser, tmp_path):

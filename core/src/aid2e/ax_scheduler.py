@@ -574,6 +574,14 @@ class AxScheduler:
             self.objective.cannot_restore(f"the campaign's workflow cannot be restored ({exc}); call "
                                           "set_workflow(...) with it before run_optimization")
 
+    def report(self, path: str | Path | None = None) -> Path:
+        """Write the campaign's report, one self-contained HTML file (as ``aid2e report``
+        does), to ``path`` (default: ``report.html`` in :attr:`experiment_dir`); returns where.
+        It is drawn from the saved state, which every change of a trial updates."""
+        from .report import write
+
+        return write(self.experiment_dir, path)
+
     def save_experiment(self, path: str) -> None:
         """Write the Ax experiment and this scheduler's trial records to one JSON file, atomically."""
         self._writer.write_file(path, self._trials_json(), self._bridge_or_error().snapshot())

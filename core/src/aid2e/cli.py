@@ -231,6 +231,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
                           f"{_printable(str(exc))[:200]}") from exc
     now = time.time()
     controller = _controller(args.path)
+    if args.pareto:
+        state = _front_of(state)
+    if args.csv:
+        _print_csv(state, now)
+        return 0
     if args.json:
         best = {name: {"mean": value, "trial": index, "minimize": minimize}
                 for name, (value, index, minimize) in state.best().items()}
@@ -267,6 +272,49 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _front_of(state: Any) -> Any:
+    """``state`` with only its best trial (one objective) or its Pareto set (several), as the
+    report computes them (penalized trials are never among them)."""
+    import dataclasses
+
+    from .report_data import pareto_set
+
+    objectives = state.objectives or {}
+    if not objectives:
+        raise ConfigError("--pareto needs the objectives' directions, which this saved state does not give "
+                          "(give the campaign directory, with its experiment.json)")
+    names = list(objectives)
+    usable = [t for t in state.trials if t.status == "COMPLETED" and not t.penalized
+              and all(isinstance((t.metrics.get(n) or {}).get("mean"), (int, float)) for n in names)]
+    if len(names) == 1:
+        best = state.best()
+        keep = {best[names[0]][1]} if names[0] in best else set()
+    else:
+        keep = set(pareto_set(usable, names, [objectives[n] for n in names]))
+    return dataclasses.replace(state, trials=[t for t in state.trials if t.index in keep])
+
+
+def _print_csv(state: Any, now: float) -> None:
+    """One row per trial: index, state, each parameter, each metric's mean and sem, times, job, reason."""
+    import csv
+
+    parameters = list(dict.fromkeys(name for t in state.trials for name in t.parameters))
+    metrics = state.metric_names()
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["trial", "state", "penalized", *parameters, *[c for m in metrics for c in (m, f"{m}_sem")],
+                     "started_at", "ended_at", "runtime_s", "backend", "job_id", "reason"])
+    for t in state.trials:
+        values = [(t.metrics.get(m) or {}) for m in metrics]
+        writer.writerow([t.index, t.status, t.penalized, *[t.parameters.get(p, "") for p in parameters],
+                         *[_blank(v.get(k)) for v in values for k in ("mean", "sem")],
+                         _blank(t.started_at), _blank(t.ended_at), _blank(t.runtime(now)), t.backend or "",
+                         t.native_id or "", t.message.splitlines()[0] if t.message else ""])
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
 def _controller(path: str) -> Any:
     """Who holds the campaign directory ``path`` now (None: nobody, or not a directory)."""
     from .ownership import holder
@@ -288,6 +336,11 @@ def _add_status(subparsers: Any, common: argparse.ArgumentParser) -> None:
                         help="print every trial in full (all parameters, whole messages, jobs) as JSON")
     status.add_argument("--jobs", action="store_true",
                         help="list the jobs of every trial made of stages (default: of running ones only)")
+    status.add_argument("--csv", action="store_true",
+                        help="print one CSV row per trial (parameters, each metric and its sem, times, job, reason)")
+    status.add_argument("--pareto", action="store_true",
+                        help="only the best trial (one objective) or the Pareto set (several; penalized trials "
+                             "never count)")
     status.set_defaults(func=_cmd_status)
 
 
