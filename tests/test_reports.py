@@ -213,3 +213,17 @@ def test_the_report_of_a_campaign_that_does_not_exist_is_one_line(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no campaign state at" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_shows_screenshots_of_the_report_and_the_dashboard():
+    """scripts/screenshots.py takes them from a real run (it needs minutes, so it is not run here)."""
+    import struct
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    for name in ("report", "dashboard"):
+        assert f"](docs/{name}.png)" in readme
+        head = (root / "docs" / f"{name}.png").read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", head[16:24])
+        assert width >= 1000 and height >= 800, (name, width, height)

@@ -92,7 +92,8 @@ function duration(seconds) {
 }
 function when(epoch) { return epoch ? new Date(epoch * 1000) : null; }
 function plot(id, traces, layout) {
-  const base = {margin: {t: 40, r: 20, b: 50, l: 60}, hovermode: "closest", legend: {orientation: "h"}};
+  const base = {margin: {t: 40, r: 20, b: 90, l: 60}, hovermode: "closest",
+                legend: {orientation: "h", y: -0.28, yanchor: "top"}};
   Plotly.react(el(id), traces, Object.assign(base, layout), {displaylogo: false, responsive: true});
 }
 function show(id, visible) { el(id).style.display = visible ? "" : "none"; }
@@ -100,7 +101,7 @@ function show(id, visible) { el(id).style.display = visible ? "" : "none"; }
 function summary(data) {
   el("title").textContent = "aid2e campaign " + data.name;
   el("subtitle").textContent = data.directory + " \u2014 built " + when(data.built_at).toLocaleString() +
-    (data.elapsed !== null ? ", running for " + duration(data.elapsed) : "");
+    (data.elapsed !== null ? (data.counts.RUNNING ? ", running for " : ", took ") + duration(data.elapsed) : "");
   const c = data.counts;
   el("counts").innerHTML = ["COMPLETED", "FAILED", "ABANDONED", "RUNNING"].map(s =>
     `<span class="${s}" data-state="${s}">${esc(s.toLowerCase())}: <b>${c[s] || 0}</b></span>`).join(" ") +
