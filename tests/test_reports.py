@@ -93,13 +93,16 @@ def staged(tmp_path, trials=12):
     return scheduler
 
 
-def render(browser, scheduler, tmp_path) -> tuple[dict, Path]:
-    """Write the report with the CLI, open it, wait until it is drawn; no console error."""
+def render(browser, scheduler, tmp_path, sensitivity="auto") -> tuple[dict, Path]:
+    """Write the report with the CLI, open it, wait until it is drawn; no console error. With
+    ``sensitivity`` yes (auto: as many trials as these campaigns have), Ax's analysis is drawn
+    for every objective."""
     output = tmp_path / "out" / "report.html"
-    done = subprocess.run([sys.executable, "-m", "aid2e", "report", str(scheduler.experiment_dir), "-o", str(output)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "aid2e", "report", str(scheduler.experiment_dir), "-o", str(output),
+                           "--sensitivity", sensitivity], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"wrote {output} ({len(scheduler.trials)} trials: ")
+    assert ("; sensitivity by Ax in " in done.stdout) == (sensitivity != "no"), done.stdout
     browser.open(output)
     browser.wait_for("body[data-drawn]")
     assert browser.console_errors() == []
@@ -108,7 +111,15 @@ def render(browser, scheduler, tmp_path) -> tuple[dict, Path]:
     assert browser.count("#trials tr.trial") == len(scheduler.trials)
     for plot in ("trace-0", "parallel", "generation", "jobtimes", "inflight"):
         assert browser.count(f"#{plot} svg.main-svg") >= 1, plot
-    return build(scheduler.experiment_dir), output
+    data = build(scheduler.experiment_dir)
+    if sensitivity != "no":  # Ax's own sensitivity analysis, one figure per objective, naming the parameters
+        for i, objective in enumerate(data["objectives"]):
+            assert browser.count(f"#sensitivity-{i} svg.main-svg") >= 1
+            assert objective["name"] in browser.text(f"#sensitivity-{i}")
+            assert set(data["parameters"]) <= set(browser.text(f"#sensitivity-{i}").split())
+    else:
+        assert browser.count("#sensitivity-box[style*='none']") == 1
+    return data, output
 
 
 def status_csv(where: Path, *flags: str) -> list[dict[str, str]]:
@@ -177,7 +188,7 @@ def test_two_objective_report_has_the_pareto_front_and_the_hypervolume(browser, 
 
 def test_three_objective_report_draws_the_pairwise_panels(browser, tmp_path):
     scheduler = run(tmp_path, "three", "-a, -b, -c", three, 10, parameters=3)
-    data, _ = render(browser, scheduler, tmp_path)
+    data, _ = render(browser, scheduler, tmp_path, sensitivity="no")
     points = {i: tuple(r.metrics[m].mean for m in "abc") for i, r in scheduler.trials.items()}
     assert set(data["pareto"]) == brute_force_pareto(points, [True, True, True])
     assert browser.count("#pareto g.cartesianlayer g.subplot") == 3
@@ -227,3 +238,16 @@ def test_the_readme_shows_screenshots_of_the_report_and_the_dashboard():
         assert head[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = struct.unpack(">II", head[16:24])
         assert width >= 1000 and height >= 800, (name, width, height)
+
+
+def test_neither_the_report_without_sensitivity_nor_the_dashboard_imports_ax_or_torch(tmp_path):
+    scheduler = run(tmp_path, "light", "-loss", one, 3)
+    code = (f"import sys; from aid2e.cli import main; from aid2e.dashboard import Dashboard\n"
+            f"assert main(['report', {str(scheduler.experiment_dir)!r}, '--sensitivity', 'no']) == 0\n"
+            f"assert main(['report', {str(scheduler.experiment_dir)!r}]) == 0  # auto: 3 trials are too few\n"
+            f"d = Dashboard({str(scheduler.experiment_dir)!r}); d.page(); d.data()\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('ax', 'torch', 'botorch'))\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no sensitivity" in done.stdout

@@ -360,13 +360,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
         log.debug("reading %s failed", args.path, exc_info=True)
         raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
                           f"{_printable(str(exc))[:200]}") from exc
+    from .report_sensitivity import AUTO_LIMIT, AUTO_MINIMUM, sensitivity, wanted
+
+    usable = sum(t["status"] == "COMPLETED" and not t["penalized"] for t in data["trials"])
+    names = [o["name"] for o in data["objectives"]]
+    if wanted(args.sensitivity, usable) and names:
+        data["sensitivity"] = sensitivity(args.path, names)  # Ax and torch load here, and only here
+        note = (f"sensitivity by Ax in {data['sensitivity']['seconds']:.1f} s" if "figures" in data["sensitivity"]
+                else f"sensitivity skipped: {data['sensitivity']['skipped']}")
+    elif args.sensitivity == "auto":
+        data["sensitivity"] = {"skipped": f"{usable} completed trials: Ax's sensitivity is computed for "
+                                          f"{AUTO_MINIMUM} to {AUTO_LIMIT} (aid2e report --sensitivity yes forces it)"}
+        note = "no sensitivity"
+    else:
+        note = "no sensitivity"
     try:
         where = write(args.path, args.output, data=data)
     except OSError as exc:
         print(f"aid2e: error: cannot write the report to {args.output or args.path}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
-    print(f"wrote {where} ({len(data['trials'])} trials: {counts_line(data)}; {time.perf_counter() - started:.1f} s)")
+    print(f"wrote {where} ({len(data['trials'])} trials: {counts_line(data)}; {note}; "
+          f"{time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -381,6 +396,9 @@ def _add_report(subparsers: Any, common: argparse.ArgumentParser) -> None:
     report.add_argument("path", metavar="PATH", help="the campaign directory <job_output_dir>/<experiment name>/")
     report.add_argument("-o", "--output", default=None, metavar="FILE",
                         help="where to write it (default: report.html in the campaign directory)")
+    report.add_argument("--sensitivity", choices=("auto", "yes", "no"), default="auto",
+                        help="Ax's sensitivity analysis of the parameters (loads Ax and torch, fits a GP): auto "
+                             "(default) for campaigns of 5 to 300 completed trials, yes, or no")
     report.set_defaults(func=_cmd_report)
 
 

@@ -63,7 +63,7 @@ BODY = """
 <div id="hypervolume-box"><h2>Hypervolume</h2><div id="hypervolume" class="plot"></div></div>
 <div id="pareto-box"><h2>Pareto front</h2><div id="pareto" class="plot"></div></div>
 <h2>Parameters</h2><div id="parallel" class="plot"></div>
-<div id="sensitivity-box"><h2>Sensitivity (Ax)</h2><div id="sensitivity" class="plot"></div></div>
+<div id="sensitivity-box"><h2>Sensitivity (Ax)</h2><div id="sensitivity" class="grid"></div></div>
 <h2>Time</h2><div class="grid"><div id="generation" class="plot"></div><div id="jobtimes" class="plot"></div>
 <div id="inflight" class="plot"></div></div>
 <h2>Trials</h2><div id="table"></div>
@@ -228,9 +228,20 @@ function parallel(data) {
 }
 
 function sensitivity(data) {
-  const figure = data.sensitivity;
-  show("sensitivity-box", !!figure);
-  if (figure) plot("sensitivity", figure.data, Object.assign({}, figure.layout, {width: null, height: null}));
+  const found = data.sensitivity;
+  show("sensitivity-box", !!found);
+  if (!found) return;
+  const box = el("sensitivity");
+  if (found.skipped) { box.innerHTML = `<p class="muted">${esc(found.skipped)}</p>`; return; }
+  found.figures.forEach((f, i) => {
+    if (!el("sensitivity-" + i)) {
+      const div = document.createElement("div"); div.id = "sensitivity-" + i; div.className = "plot";
+      box.appendChild(div);
+    }
+  });
+  found.figures.forEach((f, i) => plot("sensitivity-" + i, f.figure.data,
+    Object.assign({}, f.figure.layout, {width: null, height: null, autosize: true,
+      title: {text: "Ax: sensitivity of " + f.objective + " (Sobol indices)"}})));
 }
 
 function timing(data) {
