@@ -251,3 +251,22 @@ def test_neither_the_report_without_sensitivity_nor_the_dashboard_imports_ax_or_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no sensitivity" in done.stdout
+
+
+def always_fails(x0, x1):
+    raise RuntimeError(f"the geometry does not build at x0={x0:.3f}")
+
+
+def test_a_campaign_whose_every_trial_failed_still_reports(browser, tmp_path):
+    """No best, no data for Ax: the page says so, draws what there is, and logs no error."""
+    from aid2e_joblib import JobLibRunner
+
+    with JobLibRunner(n_jobs=2, pool="threading") as runner:
+        scheduler = aid2e.AxScheduler(client("broken", "-loss"), runner, {
+            "job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1, "tolerated_failure_rate": 1.0})
+        scheduler.set_objective_function(always_fails)
+        scheduler.run_optimization(max_trials=4)
+    data, _ = render(browser, scheduler, tmp_path, sensitivity="no")
+    assert data["best"] is None and browser.text("#best") == "No completed trial yet."
+    assert [p["kind"] for p in data["trace"]["loss"]] == ["failed"] * 4
+    assert "the geometry does not build" in browser.text("#trials")
