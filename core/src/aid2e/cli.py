@@ -221,14 +221,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     from .state import read_state
 
-    try:
-        state = read_state(args.path)
-    except Aid2eError:
-        raise
-    except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
-        log.debug("reading %s failed", args.path, exc_info=True)
-        raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
-                          f"{_printable(str(exc))[:200]}") from exc
+    state = _read_state(read_state, args.path)
     now = time.time()
     controller = _controller(args.path)
     if args.pareto:
@@ -270,6 +263,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("no trials yet")
     print(_summary(state))
     return 0
+
+
+def _read_state(read: Callable[[str], Any], path: str) -> Any:
+    """``read(path)`` of a campaign's saved state (status, report); a state file of an unexpected
+    shape is one line, never a traceback."""
+    try:
+        return read(path)
+    except Aid2eError:
+        raise
+    except Exception as exc:
+        log.debug("reading %s failed", path, exc_info=True)
+        raise ConfigError(f"cannot read the campaign state at {path}: {type(exc).__name__}: "
+                          f"{_printable(str(exc))[:200]}") from exc
 
 
 def _front_of(state: Any) -> Any:
@@ -352,14 +358,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report_data import build, counts_line
 
     started = time.perf_counter()
-    try:
-        data = build(args.path)
-    except Aid2eError:
-        raise
-    except Exception as exc:  # a state file of an unexpected shape must not end in a traceback
-        log.debug("reading %s failed", args.path, exc_info=True)
-        raise ConfigError(f"cannot read the campaign state at {args.path}: {type(exc).__name__}: "
-                          f"{_printable(str(exc))[:200]}") from exc
+    data = _read_state(build, args.path)
     from .report_sensitivity import AUTO_LIMIT, AUTO_MINIMUM, sensitivity, wanted
 
     usable = sum(t["status"] == "COMPLETED" and not t["penalized"] for t in data["trials"])
