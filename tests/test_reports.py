@@ -153,6 +153,10 @@ def test_one_objective_report(browser, tmp_path):
     assert [int(r["trial"]) for r in status_csv(scheduler.experiment_dir, "--pareto")] == [best]
     written = scheduler.report(tmp_path / "from_python.html")  # the Python API's way to the same file
     assert written == tmp_path / "from_python.html" and "aid2e: one" in written.read_text()[:400]
+    scheduler.save_experiment(str(tmp_path / "saved" / "one.json"))  # a saved file: its report goes next to it
+    done = subprocess.run([sys.executable, "-m", "aid2e", "report", str(tmp_path / "saved" / "one.json"),
+                           "--sensitivity", "no"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith(f"wrote {tmp_path / 'saved' / 'report.html'} (8 trials")
 
 
 def test_two_objective_report_has_the_pareto_front_and_the_hypervolume(browser, tmp_path):

@@ -14,14 +14,16 @@ REPORT_FILE = "report.html"
 
 
 def write(path: str | Path, output: str | Path | None = None, *, data: dict[str, Any] | None = None) -> Path:
-    """Write the report of the campaign saved under ``path`` to ``output`` (default
-    ``<path>/report.html``) and return where; ``data`` (from :func:`aid2e.report_data.build`)
-    if it is built already."""
+    """Write the report of the campaign saved under ``path`` (its directory, or a file written by
+    ``save_experiment``) to ``output`` (default: ``report.html`` in that directory, or next to
+    that file) and return where; ``data`` (from :func:`aid2e.report_data.build`) if it is built
+    already."""
     from .report_data import build
     from .report_page import page
 
     campaign = Path(path).expanduser().resolve()
-    target = Path(output).expanduser().resolve() if output is not None else campaign / REPORT_FILE
+    home = campaign if campaign.is_dir() else campaign.parent  # a save_experiment file: next to it
+    target = Path(output).expanduser().resolve() if output is not None else home / REPORT_FILE
     if data is None:
         data = build(campaign)
     base = os.path.relpath(Path(data["directory"]), target.parent)
