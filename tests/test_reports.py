@@ -258,7 +258,7 @@ def test_neither_the_report_without_sensitivity_nor_the_dashboard_imports_ax_or_
 
 
 def always_fails(x0, x1):
-    raise RuntimeError(f"the geometry does not build at x0={x0:.3f}")
+    raise RuntimeError(f"the geometry does not build at x0={x0:.3f} <img src=x onerror=document.title='owned'>")
 
 
 def test_a_campaign_whose_every_trial_failed_still_reports(browser, tmp_path):
@@ -274,3 +274,6 @@ def test_a_campaign_whose_every_trial_failed_still_reports(browser, tmp_path):
     assert data["best"] is None and browser.text("#best") == "No completed trial yet."
     assert [p["kind"] for p in data["trace"]["loss"]] == ["failed"] * 4
     assert "the geometry does not build" in browser.text("#trials")
+    # a trial's text is shown, never run: no element made from it, no script ran
+    assert "<img src=x" in browser.text("#trials") and browser.count("#trials img") == 0
+    assert browser.driver.title != "owned"

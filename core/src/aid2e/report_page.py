@@ -144,9 +144,9 @@ function traces(data) {
        line: {shape: "hv", color: COLORS.best}},
     ];
     if (pen.length) list.push({x: pen.map(p => p.index), y: pen.map(p => p.value), mode: "markers",
-      name: "penalized", marker: {color: COLORS.penalized, symbol: "diamond"}, text: pen.map(p => p.reason)});
+      name: "penalized", marker: {color: COLORS.penalized, symbol: "diamond"}, text: pen.map(p => esc(p.reason))});
     if (failed.length) list.push({x: failed.map(p => p.index), y: failed.map(() => floor), mode: "markers",
-      name: "failed", marker: {color: COLORS.failed, symbol: "x", size: 9}, text: failed.map(p => p.reason),
+      name: "failed", marker: {color: COLORS.failed, symbol: "x", size: 9}, text: failed.map(p => esc(p.reason)),
       hovertemplate: "trial %{x} failed: %{text}<extra></extra>"});
     plot(div.id, list, {title: {text: (o.minimize === false ? "maximize " : o.minimize ? "minimize " : "") + o.name},
       xaxis: {title: {text: "trial"}}, yaxis: {title: {text: o.name}}});
