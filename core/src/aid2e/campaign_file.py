@@ -642,7 +642,7 @@ def reference() -> str:
     lines = ["| Key | Accepts | Meaning |", "| --- | --- | --- |"]
     for path, schema, required in _walk(SCHEMA, ""):
         accepts = _accepts(schema)
-        meaning = schema.get("description", "") + (" (required)" if required else "")
+        meaning = schema.get("description", "").replace("|", "\\|") + (" (required)" if required else "")
         lines.append(f"| `{path}` | {accepts} | {meaning} |")
     return "\n".join(lines)
 
