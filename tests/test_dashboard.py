@@ -107,8 +107,10 @@ def dashboard(campaign):
 
 
 def counts(browser) -> dict[str, int]:
-    return {s.get_attribute("data-state"): int(s.find_element("css selector", "b").text)
-            for s in browser.driver.find_elements("css selector", "#counts span")}
+    """The counts the page shows, read in one script: the page redraws them every 0.5 s, and
+    element by element a redraw in between would leave stale elements."""
+    return browser.script("return Object.fromEntries([...document.querySelectorAll('#counts span')]"
+                          ".map(s => [s.dataset.state, Number(s.querySelector('b').textContent)]))")
 
 
 def test_the_dashboard_follows_a_running_campaign(browser, campaign, dashboard):
@@ -118,12 +120,12 @@ def test_the_dashboard_follows_a_running_campaign(browser, campaign, dashboard):
     browser.wait_for("body[data-drawn]")
     browser.wait_for(lambda b: counts(b).get("RUNNING") == 2)
     assert counts(browser)["COMPLETED"] == 0
-    first_drawn = browser.driver.find_element("css selector", "body").get_attribute("data-drawn")
+    first_drawn = browser.script("return document.body.dataset.drawn")
 
     for index in (0, 1):
         (gates / str(index)).touch()
     browser.wait_for(lambda b: counts(b).get("COMPLETED") == 2)  # redrawn by itself: no reload
-    assert browser.driver.find_element("css selector", "body").get_attribute("data-drawn") != first_drawn
+    assert browser.script("return document.body.dataset.drawn") != first_drawn
     for index in (2, 3):
         (gates / str(index)).touch()
     browser.wait_for(lambda b: counts(b).get("COMPLETED") == 4 and counts(b).get("RUNNING") == 0)
