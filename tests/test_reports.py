@@ -277,3 +277,18 @@ def test_a_campaign_whose_every_trial_failed_still_reports(browser, tmp_path):
     # a trial's text is shown, never run: no element made from it, no script ran
     assert "<img src=x" in browser.text("#trials") and browser.count("#trials img") == 0
     assert browser.driver.title != "owned"
+
+
+def test_sensitivity_without_a_saved_ax_experiment_is_skipped_not_fatal(tmp_path):
+    """In a run's first seconds there are trial records but no Ax snapshot yet: the report says
+    the analysis was skipped and why, and is written."""
+    import shutil
+
+    scheduler = run(tmp_path, "early", "-loss", one, 6)
+    early = tmp_path / "early"
+    shutil.copytree(scheduler.experiment_dir, early)
+    (early / "experiment.json").unlink()
+    done = subprocess.run([sys.executable, "-m", "aid2e", "report", str(early), "--sensitivity", "yes"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "sensitivity skipped: no saved Ax experiment to analyse: experiment file not found" in done.stdout

@@ -33,10 +33,14 @@ def sensitivity(path: str | Path, objectives: list[str]) -> dict[str, Any]:
     import warnings
 
     from .ax_bridge import AxBridge
+    from .errors import ConfigError
     from .state_records import read_saved
 
     started = time.perf_counter()
-    saved = read_saved(Path(path).expanduser())
+    try:
+        saved = read_saved(Path(path).expanduser())
+    except ConfigError as exc:  # e.g. a run's first seconds: trial records, no Ax snapshot yet
+        return {"skipped": f"no saved Ax experiment to analyse: {exc}"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
