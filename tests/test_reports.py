@@ -292,3 +292,26 @@ def test_sensitivity_without_a_saved_ax_experiment_is_skipped_not_fatal(tmp_path
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "sensitivity skipped: no saved Ax experiment to analyse: experiment file not found" in done.stdout
+
+
+def fails_on_the_left(x0, x1):
+    if x0 < 0.5:
+        raise RuntimeError("overlap")
+    return one(x0, x1)
+
+
+def test_a_penalty_that_beats_every_result_is_never_the_best(tmp_path):
+    """aid2e status --pareto and the report agree: the best is a result Ax learned, never the penalty."""
+    from aid2e_joblib import JobLibRunner
+
+    with JobLibRunner(n_jobs=2, pool="threading") as runner:
+        scheduler = aid2e.AxScheduler(client("penalty_best", "-loss"), runner, {
+            "job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1, "failure_policy": "penalty",
+            "penalty": {"loss": -1.0}, "tolerated_failure_rate": 1.0})
+        scheduler.set_objective_function(fails_on_the_left)
+        scheduler.run_optimization(max_trials=8)
+    records = scheduler.trials.values()
+    assert any(r.penalized for r in records) and any(not r.penalized for r in records)
+    best = min((r for r in records if not r.penalized), key=lambda r: r.metrics["loss"].mean)
+    assert build(scheduler.experiment_dir)["best"]["index"] == best.index
+    assert [int(r["trial"]) for r in status_csv(scheduler.experiment_dir, "--pareto")] == [best.index]

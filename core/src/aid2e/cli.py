@@ -283,18 +283,17 @@ def _front_of(state: Any) -> Any:
     report computes them (penalized trials are never among them)."""
     import dataclasses
 
-    from .report_data import pareto_set
+    from .report_data import best_trial, pareto_set, usable_trials
 
     objectives = state.objectives or {}
     if not objectives:
         raise ConfigError("--pareto needs the objectives' directions, which this saved state does not give "
                           "(give the campaign directory, with its experiment.json)")
     names = list(objectives)
-    usable = [t for t in state.trials if t.status == "COMPLETED" and not t.penalized
-              and all(isinstance((t.metrics.get(n) or {}).get("mean"), (int, float)) for n in names)]
+    usable = usable_trials(state, names)
     if len(names) == 1:
-        best = state.best()
-        keep = {best[names[0]][1]} if names[0] in best else set()
+        best = best_trial(usable, names[0], objectives[names[0]])
+        keep = {best["index"]} if best is not None else set()
     else:
         keep = set(pareto_set(usable, names, [objectives[n] for n in names]))
     return dataclasses.replace(state, trials=[t for t in state.trials if t.index in keep])
@@ -361,7 +360,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     data = _read_state(build, args.path)
     from .report_sensitivity import AUTO_LIMIT, AUTO_MINIMUM, sensitivity, wanted
 
-    usable = sum(t["status"] == "COMPLETED" and not t["penalized"] for t in data["trials"])
+    usable = data["usable"]
     names = [o["name"] for o in data["objectives"]]
     if wanted(args.sensitivity, usable) and names:
         data["sensitivity"] = sensitivity(args.path, names)  # Ax and torch load here, and only here
@@ -609,9 +608,9 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
         print(f"aid2e: {exc}" if str(exc) else f"aid2e: interrupted; resume with: aid2e resume {where}",
               file=sys.stderr)
         return 130
-    counts = {s: sum(r.status == s for r in scheduler.trials.values())
-              for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING")}
-    print(", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + f"; {_best_line(scheduler.trials, best)}")
+    counts = scheduler.book.counts()
+    print(", ".join(f"{counts[s]} {s.lower()}" for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING"))
+          + f"; {_best_line(scheduler.trials, best)}")
     return 0
 
 

@@ -21,12 +21,11 @@ def write(path: str | Path, output: str | Path | None = None, *, data: dict[str,
     from .report_data import build
     from .report_page import page
 
-    campaign = Path(path).expanduser().resolve()
-    home = campaign if campaign.is_dir() else campaign.parent  # a save_experiment file: next to it
-    target = Path(output).expanduser().resolve() if output is not None else home / REPORT_FILE
     if data is None:
-        data = build(campaign)
-    base = os.path.relpath(Path(data["directory"]), target.parent)
+        data = build(path)
+    home = Path(data["directory"])  # the campaign directory, or the directory of a save_experiment file
+    target = Path(output).expanduser().resolve() if output is not None else home / REPORT_FILE
+    base = os.path.relpath(home, target.parent)
     files_base = "" if base == "." else base.replace(os.sep, "/") + "/"
     atomic.write_bytes(target, page(data, files_base=files_base).encode("utf-8"))
     return target

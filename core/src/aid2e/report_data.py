@@ -36,7 +36,7 @@ def build(path: str | Path, *, now: float | None = None) -> dict[str, Any]:
     if not objectives:  # a state without Ax's snapshot: every metric, direction unknown
         objectives = [{"name": name, "minimize": None, "threshold": None} for name in state.metric_names()]
     trials = [_trial(t, home, now) for t in state.trials]
-    usable = _usable(state, [o["name"] for o in objectives])
+    usable = usable_trials(state, [o["name"] for o in objectives])
     data: dict[str, Any] = {
         "format": FORMAT,
         "name": state.name or home.name,
@@ -46,6 +46,7 @@ def build(path: str | Path, *, now: float | None = None) -> dict[str, Any]:
         "objectives": objectives,
         "parameters": _parameter_names(state.trials),
         "counts": {**state.counts(), "PENALIZED": sum(t.penalized for t in state.trials)},
+        "usable": len(usable),  # completed trials Ax learned from (the sensitivity analysis is fitted to them)
         "elapsed": _elapsed(state.trials, now),
         "trials": trials,
         "trace": {o["name"]: _trace(state.trials, o["name"], o["minimize"]) for o in objectives},
@@ -56,7 +57,7 @@ def build(path: str | Path, *, now: float | None = None) -> dict[str, Any]:
     }
     directions = [o["minimize"] for o in objectives]
     if len(objectives) == 1 and directions[0] is not None:
-        data["best"] = _best(usable, objectives[0]["name"], directions[0])
+        data["best"] = best_trial(usable, objectives[0]["name"], directions[0])
     elif len(objectives) > 1 and None not in directions:
         names = [o["name"] for o in objectives]
         data["pareto"] = pareto_set(usable, names, directions)
@@ -117,7 +118,7 @@ def _mean(trial: TrialInfo, name: str) -> float | None:
     return float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else None
 
 
-def _usable(state: CampaignState, names: list[str]) -> list[TrialInfo]:
+def usable_trials(state: CampaignState, names: list[str]) -> list[TrialInfo]:
     """Completed trials whose metrics Ax learned from: not penalized, every objective a number."""
     return [t for t in state.trials if t.status == "COMPLETED" and not t.penalized
             and all(_mean(t, name) is not None for name in names)]
@@ -143,7 +144,8 @@ def _trace(trials: list[TrialInfo], name: str, minimize: bool | None) -> list[di
     return points
 
 
-def _best(usable: list[TrialInfo], name: str, minimize: bool) -> dict[str, Any] | None:
+def best_trial(usable: list[TrialInfo], name: str, minimize: bool) -> dict[str, Any] | None:
+    """The best of ``usable`` trials in objective ``name``: its index, value and parameters."""
     if not usable:
         return None
     chosen = (min if minimize else max)(usable, key=lambda t: _mean(t, name))
@@ -222,7 +224,7 @@ def _timing(trials: list[TrialInfo], now: float) -> dict[str, Any]:
             if job.submitted_at is None:
                 continue
             end = job.ended_at if job.ended_at is not None else (now if job.status == "RUNNING" else None)
-            started = job.running_at if job.running_at is not None else None
+            started = job.running_at
             jobs.append({"trial": trial.index, "job": f"{job.stage}/{job.name}" if trial.jobs else "",
                          "status": job.status, "backend": job.backend,
                          "queued": None if started is None else max(0.0, started - job.submitted_at),
@@ -264,4 +266,5 @@ def counts_line(data: Mapping[str, Any]) -> str:
             f"{counts['RUNNING']} running")
 
 
-__all__ = ["FORMAT", "build", "counts_line", "hypervolume_trace", "in_flight", "pareto_set", "reference_point"]
+__all__ = ["FORMAT", "best_trial", "build", "counts_line", "hypervolume_trace", "in_flight", "pareto_set",
+           "reference_point", "usable_trials"]

@@ -9,14 +9,17 @@ plotly.js comes from the ``plotly`` package's own copy (no network fetch). Every
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 from pathlib import Path
 from typing import Any
 
 
+@functools.cache
 def plotly_js() -> str:
-    """plotly.js as the installed ``plotly`` package ships it (``plotly.min.js``)."""
+    """plotly.js as the installed ``plotly`` package ships it (``plotly.min.js``; 4.8 MB, read
+    once per process: a dashboard serves it on every page load)."""
     import plotly
 
     return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
