@@ -7,6 +7,7 @@ a sum of rectangles)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -315,3 +316,9 @@ def test_a_penalty_that_beats_every_result_is_never_the_best(tmp_path):
     best = min((r for r in records if not r.penalized), key=lambda r: r.metrics["loss"].mean)
     assert build(scheduler.experiment_dir)["best"]["index"] == best.index
     assert [int(r["trial"]) for r in status_csv(scheduler.experiment_dir, "--pareto")] == [best.index]
+    status = subprocess.run([sys.executable, "-m", "aid2e", "status", str(scheduler.experiment_dir), "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert json.loads(status.stdout)["best"]["loss"]["trial"] == best.index  # aid2e status agrees
+    from aid2e.progress import best_text
+
+    assert best_text(records, {"loss": True}) == f"loss={best.metrics['loss'].mean:.6g}"  # so does the progress line

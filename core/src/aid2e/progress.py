@@ -98,11 +98,12 @@ def trial_text(record: Any, best: str | None) -> str:
 
 def best_text(records: Iterable[Any], minimize: Mapping[str, bool]) -> str | None:
     """``"name=value"``: the best value of the one objective over ``records`` (trial records
-    with ``metrics``), or None (several objectives: ``minimize`` is empty; no result yet)."""
+    with ``metrics``; penalized ones hold the penalty, never the best), or None (several
+    objectives: ``minimize`` is empty; no result yet)."""
     if len(minimize) != 1:
         return None
     name, lower = next(iter(minimize.items()))
-    values = [r.metrics[name].mean for r in records if name in r.metrics]
+    values = [r.metrics[name].mean for r in records if name in r.metrics and not r.penalized]
     if not values:
         return None
     return f"{name}={(min(values) if lower else max(values)):.6g}"

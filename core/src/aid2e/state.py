@@ -140,11 +140,12 @@ class CampaignState:
         return sorted({name for t in self.trials for name in t.metrics})
 
     def best(self) -> dict[str, tuple[float, int, bool]]:
-        """``{objective: (best mean, trial index, minimize)}`` over completed trials."""
+        """``{objective: (best mean, trial index, minimize)}`` over completed trials (a penalized
+        trial's values are the campaign's penalty, not a result: never the best)."""
         found: dict[str, tuple[float, int, bool]] = {}
         for name, minimize in (self.objectives or {}).items():
             for trial in self.trials:
-                metric = trial.metrics.get(name) if trial.status == "COMPLETED" else None
+                metric = trial.metrics.get(name) if trial.status == "COMPLETED" and not trial.penalized else None
                 mean = metric.get("mean") if metric else None
                 if not isinstance(mean, (int, float)) or not math.isfinite(mean):
                     continue
