@@ -263,3 +263,20 @@ def test_bad_run_arguments_stop_before_anything_starts(folder, args, line):
     done = aid2e_cli("run", "campaign.yaml", *args, cwd=folder)
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == line and done.stdout == "", done.stderr
     assert "Traceback" not in done.stderr and not (folder / "campaigns").exists()
+
+
+def test_the_final_line_does_not_say_no_trial_completed_when_trials_completed_outside_the_thresholds(tmp_path):
+    """Ax's Pareto set leaves out trials outside the objective thresholds: with trials completed
+    and none inside them, the last line says so (it used to say 'no trial completed')."""
+    (tmp_path / "two.py").write_text(
+        "import json, os\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
+        "json.dump({'a': p['x'], 'b': 1 - p['x']}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    (tmp_path / "two.yaml").write_text(
+        "name: two\nparameters: {x: {bounds: [0.0, 1.0]}}\n"
+        "objectives: {a: {direction: maximize, threshold: 5.0}, b: {direction: maximize, threshold: 5.0}}\n"
+        "optimizer: {method: sobol, seed: 1}\ntrial: {script: two.py}\n")
+    done = aid2e_cli("run", "two.yaml", "--max-trials", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == (
+        "2 completed, 0 failed, 0 abandoned, 0 running; no best trial: no completed trial meets every objective "
+        "threshold and outcome constraint (aid2e report DIR shows them all)")

@@ -617,7 +617,10 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
 def _best_line(trials: Any, best: Any) -> str:
     """``best: trial 4, resolution=0.0474 (absorber_mm=2.8, ...)``, or the Pareto set's trials."""
     if not best:
-        return "no trial completed"
+        if not any(r.status == "COMPLETED" and not r.penalized for r in trials.values()):
+            return "no trial completed"
+        return ("no best trial: no completed trial meets every objective threshold and outcome constraint "
+                "(aid2e report DIR shows them all)")
     if all(isinstance(k, int) for k in best):  # several objectives: {trial index: parameters}
         return f"Pareto set: trials {', '.join(map(str, sorted(best)))} (aid2e status shows their metrics)"
     record = next((r for r in trials.values() if r.parameters == best and r.status == "COMPLETED"), None)
