@@ -248,10 +248,11 @@ class PageRun:
     def _shell(self, block: Block, command: str, exit_code: int, timeout: float) -> str:
         try:
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=self.directory,
-                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, timeout=timeout)
         except subprocess.TimeoutExpired as error:
             raise DocBlockError(f"{block.where}: did not end within {timeout:g} s: {command.strip()}") from error
-        output = done.stdout + done.stderr
+        output = done.stdout      # stderr merged in, in the order it was printed
         sys.stdout.write(output)
         if done.returncode != exit_code:
             raise DocBlockError(f"{block.where}: exit {done.returncode}, expected {exit_code}: {command.strip()}\n"
