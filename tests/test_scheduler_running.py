@@ -7,6 +7,10 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 import threading
 import time
 
@@ -380,3 +384,38 @@ def test_saved_trials_say_which_ax_generation_made_them_and_when_they_ran(make_c
         assert trial.generation["at"] <= trial.submitted_at <= trial.ended_at
         if trial.running_at is not None:  # a thread's job may end before any poll sees it running
             assert trial.submitted_at <= trial.running_at <= trial.ended_at
+
+
+@pytest.mark.parametrize("api", ["Client"])   # AxClient's loop does not ask Ax past its initial batch this way
+def test_axs_fewer_trials_warning_is_not_shown_to_the_user(api):
+    """aid2e asks Ax ahead, so at the end of the initial Sobol batch Ax warns "N trials requested
+    but only M could be generated": normal here, so it goes to aid2e's DEBUG log, not the terminal."""
+    code = textwrap.dedent(f"""
+        import logging
+        from aid2e import AxScheduler, JobLibRunner
+        from aid2e.testing.experiments import unit_square_ax_client
+        seen = []
+        class Keep(logging.Handler):
+            def emit(self, record):
+                seen.append(record.getMessage())
+        logging.getLogger("aid2e").addHandler(Keep())
+        logging.getLogger("aid2e").setLevel(logging.DEBUG + 1)   # not DEBUG: Ax stays quiet
+        logging.getLogger("aid2e.ax_bridge").setLevel(logging.DEBUG)
+        if {api!r} == "Client":
+            from ax import Client, RangeParameterConfig
+            client = Client()
+            client.configure_experiment(name="e", parameters=[
+                RangeParameterConfig(name=n, parameter_type="float", bounds=(0.0, 1.0)) for n in "xy"])
+            client.configure_optimization(objective="-objective")
+        else:
+            client = unit_square_ax_client("e")
+        s = AxScheduler(client, JobLibRunner(n_jobs=2, pool="threading"), {{"job_output_dir": "jobs"}})
+        s.set_objective_function(lambda p: {{"objective": (p["x"] - 0.5) ** 2 + p["y"]}})
+        s.run_optimization(max_trials=7)
+        assert any("could be generated" in m for m in seen), seen   # Ax did say it: to aid2e's DEBUG
+    """)
+    with tempfile.TemporaryDirectory() as where:
+        done = subprocess.run([sys.executable, "-c", code], cwd=where, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "could be generated" not in done.stderr + done.stdout

@@ -34,6 +34,32 @@ def _quiet_ax() -> None:
                 handler.setLevel(max(handler.level, logging.WARNING))
 
 
+class _FewerTrialsToDebug(logging.Filter):
+    """Ax warns "N trials requested but only M could be generated" when it waits for data (the
+    end of its initial batch): for aid2e, which asks ahead, that is normal, so it goes to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "could be generated" in record.getMessage():
+            log.debug("Ax: %s", record.getMessage())
+            return False
+        return True
+
+
+_FEWER_TRIALS = _FewerTrialsToDebug()
+
+
+@contextlib.contextmanager
+def _fewer_trials_to_debug() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in ("ax.api.client", "ax.service.ax_client")]
+    for logger in loggers:
+        logger.addFilter(_FEWER_TRIALS)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(_FEWER_TRIALS)
+
+
 @contextlib.contextmanager
 def _warnings_to_debug() -> Iterator[None]:
     """Model-fitting chatter (jitter, small noise, winsorisation) goes to DEBUG, not the terminal."""
@@ -140,7 +166,7 @@ class AxBridge:
         from ax.exceptions.generation_strategy import MaxParallelismReachedException
 
         try:
-            with _warnings_to_debug():
+            with _warnings_to_debug(), _fewer_trials_to_debug():
                 if self.kind == AXCLIENT:
                     trials, done = self.client.get_next_trials(max_trials=count)
                 else:
