@@ -344,14 +344,20 @@ def test_validation_never_imports_ax(folder):
     assert done.returncode == 2 and "max_trials: must be >= 1, got 0" in done.stderr, done.stderr
 
 
-def test_the_readmes_campaign_file_is_the_one_checked_here_and_valid(folder, capsys):
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("## Campaign files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    assert block == EXAMPLE
-    path = folder / "campaign.yaml"
-    (folder / "drich_utils.py").write_text("def aggregate(inputs):\n    return {}\n")
-    path.write_text(block)
-    code, out, err = validate(capsys, path)
+def reference_files() -> dict[str, str]:
+    """The files the campaign file reference's complete example writes (its ``<!-- file: -->`` blocks)."""
+    from aid2e.testing.docblocks import parse
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "campaign-file.md"
+    return {b.argument: b.code for b in parse(page.read_text()) if b.kind == "file"}
+
+
+def test_the_references_campaign_file_is_the_one_checked_here_and_valid(folder, capsys):
+    files = reference_files()
+    assert files["campaign.yaml"] == EXAMPLE
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    code, out, err = validate(capsys, folder / "campaign.yaml")
     assert (code, err) == (0, "") and "valid" in out
 
 
@@ -371,28 +377,15 @@ def test_the_reference_is_generated_from_the_schema_and_documents_every_key(caps
 
 
 @pytest.mark.timeout(600)
-def test_the_readmes_campaign_file_runs_on_the_real_slurm(tmp_path):
-    """The README's file as written (its partition this cluster's), with the scripts and module it
-    names: geo.sh exits 9 for thick aerogel, sim.sh writes a value, drich_utils merges them."""
+def test_the_references_campaign_file_runs_on_the_real_slurm(tmp_path):
+    """The reference's example as written, with the scripts and module it names (from the page too):
+    geo.sh exits 9 for thick aerogel, sim.sh writes a value, drich_utils merges them."""
     import aid2e
     from aid2e_psij.testing import require_slurm
 
     partition = require_slurm()["partition"]
-    (tmp_path / "geo.sh").write_text(
-        "exec python3 - <<'PY'\nimport json, os, sys\n"
-        "sys.exit(9 if json.load(open(os.environ['AID2E_PARAMS_FILE']))['aerogel_thickness'] > 3.4 else 0)\nPY\n")
-    (tmp_path / "sim.sh").write_text(
-        "exec python3 - \"$@\" <<'PY'\nimport json, os, sys\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
-        "value = p['aerogel_thickness'] * float(sys.argv[4]) / p['n_layers'] + (0.5 if sys.argv[2] == 'pi+' else 0.0)\n"
-        "json.dump({'value': value}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\nPY\n")
-    (tmp_path / "drich_utils.py").write_text(
-        "def aggregate(aerogel_thickness, n_layers, mirror, gap, inputs):\n"
-        "    values = [job['result']['value'] for job in inputs['simulate']]\n"
-        "    return {'piKsep_etalow': (sum(values) / len(values), 0.01), 'acceptance': (1 / n_layers, 0.001),\n"
-        "            'cost': float(n_layers)}\n")
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("## Campaign files", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
-    (tmp_path / "campaign.yaml").write_text(block.replace("partition: debug,", f"partition: {partition},"))
+    for name, text in reference_files().items():
+        (tmp_path / name).write_text(text.replace("partition: debug,", f"partition: {partition},"))
     checked = subprocess.run([sys.executable, "-m", "aid2e", "validate", "campaign.yaml"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0, checked.stderr

@@ -56,6 +56,15 @@ def test_every_page_of_the_nav_is_built(site: Path) -> None:
     assert not (site / "hooks.py").exists()
 
 
+def test_the_architecture_page_maps_every_module_of_the_core() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "core" / "src" / "aid2e"
+    modules = [p.name for p in package.glob("*.py") if not p.name.startswith("__")]
+    modules += [f"{p.name}/" for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
+    missing = [name for name in modules if f"`{name}`" not in page]
+    assert not missing, f"docs/architecture.md's module map lacks {missing}"
+
+
 def _importable(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None

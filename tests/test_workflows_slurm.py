@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from drich_toy import PENALTY, make_runner, workflow, write_scripts
@@ -67,53 +66,6 @@ def test_a_killed_controller_resumes_slurm_fan_out_jobs_without_running_one_twic
     proc = controller("start", tmp_path, simulate_on)
     kill_while_simulations_run(tmp_path, proc, simulations=5)
     resume_and_check(tmp_path, simulate_on)
-
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_block(heading: str) -> str:
-    """The first python block under ``heading`` in the README."""
-    text = README.read_text()
-    after = text[text.index(f"\n{heading}\n"):]
-    start = after.index("```python\n") + len("```python\n")
-    return after[start:after.index("```\n", start)]
-
-
-@pytest.mark.timeout(600)
-def test_the_readme_workflow_runs(partition, tmp_path, monkeypatch):
-    """The README's workflow, run as written (its partition is this cluster's, 4 trials instead of
-    20), with the three scripts it names: geo.sh exits 9 for x > 0.8, sim.sh writes a value."""
-    (tmp_path / "geo.sh").write_text(
-        "exec python3 - <<'PY'\n"
-        "import json, os, sys\n"
-        "sys.exit(9 if json.load(open(os.environ['AID2E_PARAMS_FILE']))['x'] > 0.8 else 0)\n"
-        "PY\n")
-    (tmp_path / "sim.sh").write_text(
-        "exec python3 - \"$@\" <<'PY'\n"
-        "import json, os, sys\n"
-        "p = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
-        "value = p['x'] + (2.0 if sys.argv[2] == 'kaon+' else 1.0) * float(sys.argv[4])\n"
-        "json.dump({'value': value}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n"
-        "PY\n")
-    (tmp_path / "rec.sh").write_text("test -s \"$AID2E_JOB_FILE\"\n")
-    monkeypatch.chdir(tmp_path)
-    code = readme_block("## Trials made of stages")
-    assert 'partition="debug"' in code and "max_trials=20" in code
-    code = code.replace('partition="debug"', f"partition={partition!r}").replace("max_trials=20", "max_trials=4")
-    namespace = {"ax_client": unit_square_ax_client("readme_workflow")}
-    exec(compile(code, "README.md", "exec"), namespace)
-    scheduler = namespace["scheduler"]
-    assert len(scheduler.trials) == 4
-    for record in scheduler.trials.values():
-        x = record.parameters["x"]
-        assert record.status == "COMPLETED", record.message
-        if x > 0.8:
-            assert record.penalized and record.metrics["objective"].mean == 100.0
-            continue
-        values = [x + k * eta for k in (1.0, 2.0) for eta in (1.5, 2.5)]
-        assert record.metrics["objective"].mean == pytest.approx(sum(values) / 4, rel=1e-12)
-        assert {j.handle.backend for j in record.jobs.values() if j.stage == "simulate"} == {"slurm"}
 
 
 def simulate_step(x, y, particle, eta):
