@@ -272,9 +272,12 @@ def page_environment(directory: Path, root: Path) -> None:
 
 
 def iter_pages(root: Path) -> Iterator[Path]:
-    """The pages whose blocks the tests run: the README and every page under docs/."""
+    """The pages whose blocks the tests run: the README, every page under docs/, and the READMEs of
+    the core, the plugins and the examples."""
     yield root / "README.md"
     yield from sorted((root / "docs").rglob("*.md"))
+    for folder in ("core", "plugins", "examples"):
+        yield from sorted(p for p in (root / folder).rglob("README.md") if "node_modules" not in p.parts)
 
 
 def main(argv: list[str] | None = None) -> int:
