@@ -8,6 +8,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def test_campaign_file_reference_is_generated_from_the_schema(site: Path) -> Non
 
 def test_api_page_is_rendered_from_the_docstrings(site: Path) -> None:
     page = (site / "reference" / "api" / "index.html").read_text()
-    for name in ("AxScheduler", "run_optimization", "Workflow", "BackendConformance"):
+    for name in ("AxScheduler", "run_optimization", "Workflow", "BackendConformance", "JobLibRunner", "SlurmRunner",
+                 "PanDARunner", "JobRequest", "aid2e_backends", "ConfigError", "CompactGeometry", "PageRun"):
         assert name in page, name
     assert ":::" not in page
     assert ":class:" not in page and ":meth:" not in page      # docs/hooks.py shows Sphinx roles as code
@@ -54,6 +56,42 @@ def test_every_page_of_the_nav_is_built(site: Path) -> None:
                  "benchmarks/index.html"):
         assert (site / page).is_file(), page
     assert not (site / "hooks.py").exists()
+
+
+def test_a_missing_docstring_is_a_warning_that_fails_the_strict_build(tmp_path, monkeypatch) -> None:
+    """docs/hooks.py warns (on mkdocs' logger: --strict fails) for each undocumented public member of an
+    object a page shows; inherited docstrings count, test methods' names are their statement."""
+    monkeypatch.syspath_prepend(str(ROOT / "docs"))
+    import hooks
+
+    (tmp_path / "undocumented_module.py").write_text(textwrap.dedent('''
+        class Base:
+            """A base."""
+            def run(self):
+                """Run."""
+
+        class Thing(Base):
+            """A thing."""
+            def run(self):
+                pass
+            def bare(self):
+                pass
+            @property
+            def size(self):
+                return 1
+            def test_says_it_in_its_name(self):
+                pass
+            def _private(self):
+                pass
+
+        def helper():
+            pass
+        '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert hooks.undocumented("undocumented_module.Thing") == ["undocumented_module.Thing.bare",
+                                                               "undocumented_module.Thing.size"]
+    assert hooks.undocumented("undocumented_module") == ["undocumented_module", "undocumented_module.helper"]
+    assert hooks.log.name.startswith("mkdocs.")          # mkdocs counts the warnings of its own loggers
 
 
 def test_the_architecture_page_maps_every_module_of_the_core() -> None:

@@ -142,6 +142,7 @@ class AxScheduler:
         return Path(self.config.job_output_dir).resolve() / _directory_name(name)
 
     def trial_dir(self, index: int) -> Path:
+        """The directory of trial ``index``: ``<job_output_dir>/<experiment>/trial_<index>/``."""
         return self.experiment_dir / f"trial_{index}"
 
     def attempt_dir(self, index: int) -> Path:

@@ -115,6 +115,7 @@ class SchedulerConfig:
                 for name, value in self.penalty.items()}
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting by its key, as the saved state keeps it."""
         return asdict(self)
 
 

@@ -30,6 +30,7 @@ class JobState(str, enum.Enum):
 
     @property
     def is_final(self) -> bool:
+        """COMPLETED, FAILED or CANCELED: the job will not change state again."""
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
 
 

@@ -69,6 +69,7 @@ class Workflow:
         _raise_first(workflow_problems([fields_of(stage) for stage in self.stages]))
 
     def stage(self, name: str) -> Stage:
+        """The stage named ``name`` (``StopIteration`` when there is none)."""
         return next(s for s in self.stages if s.name == name)
 
 

@@ -224,15 +224,18 @@ class BackendConformance:
 
     def run_script(self, backend: Backend, tmp_path: Path, body: str, index: int = 0,
                    parameters: dict[str, Any] | None = None) -> JobResult:
+        """Run the script ``body`` as trial ``index`` on ``backend`` until it ends; its result."""
         path = self.write_script(tmp_path, f"script_{index}", body)
         return self.run_job(backend, self.make_request(tmp_path, index, path, parameters))[2]
 
     def skip_unless_function_kind(self, backend: Backend) -> None:
+        """Skip the calling test when the backend does not run function jobs natively."""
         if "function" not in backend.kinds:
             pytest.skip(f"backend {backend.name!r} does not run function jobs")
 
     def function_request(self, tmp_path: Path, index: int, function: Any,
                          parameters: dict[str, Any] | None = None) -> JobRequest:
+        """A request running ``function`` as trial ``index`` (parameters default to x=1.5, y=2.0)."""
         parameters = dict(parameters if parameters is not None else {"x": 1.5, "y": 2.0})
         job = FunctionJob(function=function, call_style=call_style_for(function, parameters))
         return self.make_request(tmp_path, index, job, parameters)

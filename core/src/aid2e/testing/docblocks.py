@@ -193,6 +193,7 @@ class PageRun:
     last_output: str = ""
 
     def run(self) -> int:
+        """Run the page's blocks in order; the number of run blocks. Raises :class:`DocBlockError`."""
         blocks = parse(self.path.read_text(), str(self.path))
         found = problems(blocks)
         if found:
@@ -281,6 +282,7 @@ def iter_pages(root: Path) -> Iterator[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m aid2e.testing.docblocks PAGE.md [DIR]``: run one page; ``--list PAGE.md ...``: its blocks."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--list"]:
         for page in args[1:]:

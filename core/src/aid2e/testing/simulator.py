@@ -223,6 +223,8 @@ class SimulatedBackend(Backend):
         return self._capacity
 
     def plan(self, request: JobRequest) -> SimulatedJob:
+        """What the job of ``request`` does on the simulated clock: the ``plan`` given, else it
+        completes after one second with ``metrics(parameters)`` (or no metrics)."""
         if self._plan is not None:
             return self._plan(request)
         values = self._metrics(request.parameters) if self._metrics is not None else {}

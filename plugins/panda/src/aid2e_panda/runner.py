@@ -220,6 +220,8 @@ class PanDARunner(Backend):
 
     @property
     def nickname(self) -> str:
+        """The grid nickname in task names: config ``nickname``, else ``$PANDA_NICKNAME``,
+        ``$RUCIO_ACCOUNT`` or the local user."""
         return _clean(self.config.nickname or os.environ.get("PANDA_NICKNAME") or os.environ.get("RUCIO_ACCOUNT")
                       or getpass.getuser())
 

@@ -666,6 +666,7 @@ class SlurmRunner(PsijRunner):
                          memory=memory, cpus_per_task=cpus_per_task, nodes=nodes, config=config)
 
     def to_config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
         return {"partition": self.queue, **self._common_kwargs()}
 
 
