@@ -533,7 +533,8 @@ _INTERPRETERS = ("bash", "sh", "python", "python3", "perl", "root", "Rscript")
 
 def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
     """What must exist where the campaign runs: each backend's plugin, each function (importable
-    with the file's directory on the path), each script (relative to the file) and program."""
+    with the file's directory on the path), each script (relative to the file) and program, and
+    the host side of each container bind."""
     import os
     import shutil
     import sys
@@ -567,6 +568,16 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
             finally:
                 if added:
                     sys.path.remove(str(base))
+        container = job.get("container")
+        if isinstance(container, Mapping) and container.get("binds") is not None:
+            from .campaign_run import container_options
+
+            binds = container_options(container, base)["binds"]
+            sources = list(binds) if isinstance(binds, Mapping) else [str(b).partition(":")[0] for b in binds]
+            for source in sources:
+                if not Path(source).expanduser().exists():
+                    yield Problem(f"{where}.container.binds", f"{source} does not exist (a relative path is "
+                                                              "relative to the campaign file)")
         script = job.get("script")
         if isinstance(script, str):
             path = base / script
