@@ -69,8 +69,10 @@ _JOB = {
                                                                   "or an unpacked directory, e.g. on CVMFS)"},
         "command": {"oneOf": [{"type": "string", "minLength": 1}, _ARGV],
                     "description": "the command in the container (argv; {name} filled in)"},
-    }, required=("image", "command"), description="a container image and its command (the containers plugin's "
-                                                  "options may be added)", **{"additionalProperties": True}),
+    }, required=("image", "command"), description="a container image and its command; the containers plugin's "
+                                                  "options may be added (engine, binds, env, gpus, network, ...; a "
+                                                  "bind's relative host path is relative to this file)",
+        **{"additionalProperties": True}),
     "backend": {"type": "string", "description": "a name from backends (default: trial.backend)"},
     "resources": _RESOURCES,
     "exit_codes": {"type": "object", "propertyNames": {"pattern": r"^([1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$"},
