@@ -251,6 +251,46 @@ def test_a_single_container_trial_from_a_file(tmp_path):
         assert record.jobs["trial/job"].handle.extra["container_image"] == image
 
 
+@pytest.mark.timeout(300)
+def test_container_binds_are_relative_to_the_campaign_file(tmp_path):
+    """A bind's relative host path is relative to the file, as its scripts are, whatever the
+    directory aid2e runs in; validate names a bind whose host path does not exist."""
+    from test_containers_on_slurm import STATE_FILE
+
+    from aid2e.testing.requirements import require
+
+    try:
+        state = json.loads(STATE_FILE.read_text())
+    except (OSError, ValueError):
+        state = {}
+    require("podman", state.get("podman") == "ok", f"podman is not usable here: {state.get('podman', 'no state')}")
+    image = state.get("image", "localhost/aid2e-test:latest")
+    folder = tmp_path / "campaign"
+    (folder / "sim").mkdir(parents=True)
+    (folder / "sim" / "run.sh").write_text('echo \'{"objective": 0.25}\' > "$AID2E_RESULT_FILE"\n')
+    campaign = {"name": "bound", "parameters": {"x": {"bounds": [0.0, 1.0]}},
+                "objectives": {"objective": {"direction": "minimize"}}, "optimizer": {"method": "sobol", "seed": 2},
+                "trial": {"container": {"image": image, "engine": "podman", "command": ["sh", "/sim/run.sh"],
+                                        "binds": {"./sim": "/sim:ro"}}}}
+    (folder / "bound.yaml").write_text(json.dumps(campaign))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = aid2e_cli("validate", str(folder / "bound.yaml"), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    done = aid2e_cli("run", str(folder / "bound.yaml"), "--max-trials", "1", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (record,) = aid2e.AxScheduler.resume(str(folder / "aid2e_jobs" / "bound")).trials.values()
+    assert record.status == "COMPLETED", record.message
+    assert record.metrics["objective"].mean == 0.25
+
+    campaign["trial"]["container"]["binds"] = [f"{folder / 'sim'}:/sim:ro", "./geometry:/geometry"]
+    (folder / "bad.yaml").write_text(json.dumps(campaign))
+    done = aid2e_cli("validate", str(folder / "bad.yaml"), cwd=elsewhere)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"{folder / 'bad.yaml'}: trial.container.binds: {folder / 'geometry'} does not "
+                                   "exist (a relative path is relative to the campaign file)")
+
+
 @pytest.mark.parametrize("args, line", [
     (["--max-trials", "-1"], "aid2e run: error: argument --max-trials: must be 0 or more, got -1"),
     (["--max-trials", "ten"], "aid2e run: error: argument --max-trials: must be a whole number of trials, got 'ten'"),

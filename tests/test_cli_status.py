@@ -166,6 +166,49 @@ def test_a_running_campaign_captured_mid_run(make_ax_client, threads, config, ca
     assert json.loads(out)["counts"]["RUNNING"] == 0
 
 
+def test_a_running_trial_made_of_stages_shows_its_jobs_not_being_submitted(make_ax_client, threads, config, capsys,
+                                                                          tmp_path):
+    """A staged trial has no handle of its own (its jobs have them): while its jobs run, the
+    table shows them with their ids, and does not call the trial "(being submitted)"."""
+    release = threading.Event()
+
+    def simulate(x, y):
+        release.wait(60)
+        return {"objective": x + y}
+
+    scheduler = aid2e.AxScheduler(make_ax_client("staged_midrun"), threads, {**config, "snapshot_interval": 3600})
+    scheduler.set_workflow(aid2e.Workflow([aid2e.Stage("simulate", function=simulate)]))
+    worker = threading.Thread(target=scheduler.run_optimization, kwargs={"max_trials": 2})
+    worker.start()
+    state_dir = tmp_path / "jobs" / "staged_midrun"
+    try:
+        deadline = time.monotonic() + 30
+        records = []
+        while time.monotonic() < deadline:
+            try:
+                records = json.loads((state_dir / "trials.json").read_text())["scheduler"]["trials"]
+            except (FileNotFoundError, ValueError, KeyError):
+                records = []
+            if len(records) == 2 and all(job["handle"] for r in records for job in r["jobs"]):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"the jobs were never submitted: {records}")
+        code, out, err = run_status(capsys, state_dir)
+    finally:
+        release.set()
+        worker.join(60)
+    assert code == 0, err
+    assert "being submitted" not in out, out
+    rows, summary = table_rows(out)
+    trial_rows = [r for r in rows if r.split()[0].isdigit()]
+    assert [r.split()[1] for r in trial_rows] == ["RUNNING", "RUNNING"]
+    assert all("1 jobs: 1 running" in r for r in trial_rows)
+    job_rows = [r for r in rows if "simulate/job" in r]
+    assert len(job_rows) == 2 and all(" joblib fn-" in r for r in job_rows)
+    assert "2 running" in summary
+
+
 def test_long_and_hostile_parameters_are_abbreviated_in_the_table_and_complete_in_json(campaign, capsys, tmp_path):
     doc = json.loads((campaign.experiment_dir / "trials.json").read_text())
     many = {f"layer_{i}_thickness": i + 0.123456789 for i in range(40)}

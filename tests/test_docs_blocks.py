@@ -6,10 +6,13 @@ so that a block that fails, prints the wrong thing or exits wrongly does fail it
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,12 @@ PAGES = [page for page in iter_pages(ROOT) if any(block.kind == "run" for block 
 CONTAINERS = Path(os.environ.get("AID2E_CONTAINERS_STATE", "/var/lib/aid2e-containers/state.json"))
 
 
-def _containers(engine: str) -> dict[str, str]:
+# Each need: a context manager, called with the need's name and the page's directory, that checks
+# the engine is here (else the page's test skips, or fails where AID2E_REQUIRE promises it), gives
+# the variables the page runs with, and cleans up after the page.
+
+@contextlib.contextmanager
+def _containers(engine: str, _directory: Path) -> Iterator[dict[str, str]]:
     name = "apptainer.json" if engine == "apptainer" else CONTAINERS.name
     try:
         state = json.loads(CONTAINERS.with_name(name).read_text())
@@ -38,25 +46,56 @@ def _containers(engine: str) -> dict[str, str]:
         state = {}
     status = state.get(engine, "not set up (scripts/services/)")
     require(engine, status == "ok", f"{engine} is not usable here: {status}")
-    return {"DOCKER_HOST": state["docker_host"]} if engine == "docker" else {}
+    yield {"DOCKER_HOST": state["docker_host"]} if engine == "docker" else {}
 
 
-def _slurm(_: str) -> dict[str, str]:
+@contextlib.contextmanager
+def _slurm(_need: str, _directory: Path) -> Iterator[dict[str, str]]:
     from aid2e_psij.testing import require_slurm
 
     require_slurm()
-    return {}
+    yield {}
 
 
-def _browser(_: str) -> dict[str, str]:
+@contextlib.contextmanager
+def _browser(_need: str, _directory: Path) -> Iterator[dict[str, str]]:
     from aid2e.testing.browser import require_browser
 
     require_browser()
-    return {}
+    yield {}
 
 
-NEEDS = {"slurm": _slurm, "podman": _containers, "docker": _containers, "apptainer": _containers,
-         "browser": _browser}
+def _jwt(claims: dict) -> str:
+    """An unsigned JWT (aid2e reads only its expiry; the page's server compares it whole)."""
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return ".".join([part(b'{"alg": "none", "typ": "JWT"}'), part(json.dumps(claims).encode()), part(b"signature")])
+
+
+@contextlib.contextmanager
+def _panda(_need: str, directory: Path) -> Iterator[dict[str, str]]:
+    """No PanDA server can run here (see aid2e_panda.testing): a loopback FakePandaServer, which
+    answers the unmodified panda-client's calls with PanDA's protocol and runs each job on this
+    machine, serves the page; the page gets its address and the OIDC credentials a grid user's
+    login gives (the VO, and a token file the server accepts, outside the page's directory)."""
+    pytest.importorskip("pandaclient", reason="the PanDA page needs panda-client (pip install -e plugins/panda)")
+    from aid2e_panda.testing import FakePandaServer
+
+    token = _jwt({"sub": "aid2e-docs", "exp": 4_102_444_800})  # 2100-01-01
+    token_file = directory.parent / "panda-token"
+    token_file.write_text(token)
+    server = FakePandaServer(token=token, vo="wlcg").start()
+    try:
+        yield {**server.environment(), "PANDA_AUTH": "oidc", "PANDA_AUTH_VO": "wlcg",
+               "OIDC_AUTH_TOKEN_FILE": str(token_file)}
+    finally:
+        server.stop()
+
+
+NEEDS: dict[str, Callable[[str, Path], contextlib.AbstractContextManager[dict[str, str]]]] = {
+    "slurm": _slurm, "podman": _containers, "docker": _containers, "apptainer": _containers, "browser": _browser,
+    "panda": _panda}
 
 
 def test_every_block_of_the_readme_and_the_docs_says_what_it_is() -> None:
@@ -74,14 +113,39 @@ def test_every_block_of_the_readme_and_the_docs_says_what_it_is() -> None:
 def test_the_pages_blocks_run(page: Path, tmp_path: Path) -> None:
     blocks = parse(page.read_text())
     env = dict(os.environ)
-    for need in sorted({n for block in blocks for n in block.needs}):
-        env.update(NEEDS[need](need))
+    directory = tmp_path / "page"
+    directory.mkdir()
     timeout = sum(float(b.options.get("timeout", 600)) for b in blocks if b.kind == "run")
-    done = subprocess.run([sys.executable, "-m", "aid2e.testing.docblocks", str(page), str(tmp_path)], env=env,
-                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    with contextlib.ExitStack() as stack:
+        for need in sorted({n for block in blocks for n in block.needs}):
+            env.update(stack.enter_context(NEEDS[need](need, directory)))
+        done = subprocess.run([sys.executable, "-m", "aid2e.testing.docblocks", str(page), str(directory)], env=env,
+                              cwd=directory, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
     assert done.returncode == 0, f"{done.stderr[-6000:]}\n--- stdout:\n{done.stdout[-4000:]}"
     ran = sum(1 for block in blocks if block.kind == "run")
     assert f": {ran} blocks ran in " in done.stdout
+
+
+def test_the_panda_need_serves_the_page_and_stops_after_it(tmp_path: Path) -> None:
+    """The PanDA stand-in answers with the page's credentials only, and only while the page runs."""
+    import urllib.error
+    import urllib.request
+
+    directory = tmp_path / "page"
+    directory.mkdir()
+    with NEEDS["panda"]("panda", directory) as env:
+        url = env["PANDA_URL_SSL"].split("/server/")[0] + "/api/v1/task/get_status?task_id=1"
+        token = Path(env["OIDC_AUTH_TOKEN_FILE"]).read_text()
+        assert not Path(env["OIDC_AUTH_TOKEN_FILE"]).is_relative_to(directory)
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Origin": "wlcg"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            assert json.loads(reply.read())["message"] == "Task not found"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 403
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=10)
 
 
 # The runner itself: each check must be able to fail.

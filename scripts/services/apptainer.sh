@@ -15,7 +15,11 @@
 #      is not PID 1 (so --cpus/--memory work through cgroupfs), and links apptainer and singularity
 #      (spython hard-codes that name) into /usr/local/bin;
 #   4. builds the test images: an unpacked busybox root directory (CVMFS style) and a SIF built
-#      from it with `apptainer build` (no registry);
+#      from it with `apptainer build` (no registry); where no CVMFS is mounted, links the busybox
+#      directory at the path of an EIC image on CVMFS ($AID2E_CVMFS_IMAGE, default
+#      /cvmfs/singularity.opensciencegrid.org/eicweb/eic_xl:nightly), so that the documentation's
+#      Apptainer blocks run with the path a real site has (a stand-in, marked by a file
+#      AID2E-STAND-IN next to the repository's directories; a real CVMFS is never touched);
 #   5. smoke-tests both images (output and exit status must come back), and --cpus/--memory, and
 #      writes $AID2E_CONTAINERS_HOME/apptainer.json: "ok" or why Apptainer does not work, the same
 #      for its resource limits ("limits"), the program, its version, the images and how long the
@@ -28,6 +32,7 @@
 #   bash scripts/services/apptainer.sh --remove   remove what it installed (not the apt packages)
 #
 # Knobs: AID2E_CONTAINERS_HOME (/var/lib/aid2e-containers), AID2E_APPTAINER_PREFIX (/opt/apptainer),
+#        AID2E_CVMFS_IMAGE (the stand-in's path; empty: none),
 #        AID2E_APPTAINER_MIRROR (the Debian mirror for sid; default: the first one in the apt sources),
 #        AID2E_APPTAINER=0 to skip Apptainer altogether.
 set -Eeuo pipefail
@@ -39,6 +44,9 @@ WORK=$HOME_DIR/apptainer
 STATE=$HOME_DIR/apptainer.json
 ROOTFS=$WORK/busybox.rootfs
 SIF=$WORK/busybox.sif
+CVMFS_IMAGE=${AID2E_CVMFS_IMAGE-/cvmfs/singularity.opensciencegrid.org/eicweb/eic_xl:nightly}
+CVMFS_NOTE=AID2E-STAND-IN
+cvmfs_image=""
 LINKS=/usr/local/bin
 started=$EPOCHREALTIME
 install_seconds=0
@@ -60,6 +68,7 @@ write_state() {  # write_state STATUS [PROGRAM]
   "version": $(json_str "$version"),
   "rootfs": $(json_str "$ROOTFS"),
   "sif": $(json_str "$SIF"),
+  "cvmfs_image": $(json_str "$cvmfs_image"),
   "install_seconds": $install_seconds
 }
 EOF
@@ -75,10 +84,18 @@ give_up() {  # give_up REASON: record why Apptainer is not usable, exit 0 (the t
 # any unexpected failure: record it and exit 0, so the test command still runs (and the tests say why)
 trap 'give_up "scripts/services/apptainer.sh failed at line $LINENO: $BASH_COMMAND"' ERR
 
+# The CVMFS repository directory of the stand-in image (/cvmfs/<repository>), "" without one.
+cvmfs_repository() { [[ "$CVMFS_IMAGE" == /cvmfs/?*/?* ]] && echo "$CVMFS_IMAGE" | cut -d/ -f1-3; }
+
 if [[ "${1:-}" == "--remove" ]]; then
     for link in "$LINKS/apptainer" "$LINKS/singularity"; do
         [[ "$(readlink "$link" 2>/dev/null)" == "$PREFIX"/* ]] && rm -f "$link"
     done
+    repository=$(cvmfs_repository || true)
+    if [[ -n "$repository" && -f "$repository/$CVMFS_NOTE" ]]; then  # only our stand-in
+        rm -rf "$repository"
+        rmdir /cvmfs 2>/dev/null || true
+    fi
     rm -rf "$PREFIX" "$WORK" "$STATE"
     say "removed $PREFIX, $WORK and the links in $LINKS"
     exit 0
@@ -226,6 +243,29 @@ if [[ ! -s "$SIF" ]]; then
     mv "$SIF.tmp" "$SIF"
 fi
 
+# ------------------------------------------------------------------ 4b. an EIC image path as on CVMFS
+# The documentation runs Apptainer with /cvmfs/singularity.opensciencegrid.org/eicweb/eic_xl:nightly,
+# an unpacked image directory on a real site. Without CVMFS, that path becomes a symlink to the
+# busybox directory (on CVMFS, too, an image's tag is a link to a content-addressed directory).
+repository=$(cvmfs_repository || true)
+if [[ -z "$repository" ]]; then
+    [[ -z "$CVMFS_IMAGE" ]] || say "AID2E_CVMFS_IMAGE=$CVMFS_IMAGE is not /cvmfs/<repository>/<path>: no stand-in"
+elif [[ -f "$repository/$CVMFS_NOTE" ]] || { [[ ! -e "$repository" ]] && ! mountpoint -q /cvmfs 2>/dev/null; }; then
+    if [[ "$(readlink "$CVMFS_IMAGE" 2>/dev/null)" != "$ROOTFS" ]]; then
+        say "no CVMFS here: linking $CVMFS_IMAGE to $ROOTFS (a stand-in)"
+        mkdir -p "$(dirname "$CVMFS_IMAGE")"
+        ln -sfn "$ROOTFS" "$CVMFS_IMAGE"
+        printf '%s\n' "Not CVMFS: a stand-in made by aid2e's scripts/services/apptainer.sh, so that" \
+            "documentation blocks using $CVMFS_IMAGE run here; that path links to the busybox test image" \
+            "$ROOTFS. Remove with: bash scripts/services/apptainer.sh --remove" > "$repository/$CVMFS_NOTE"
+    fi
+    cvmfs_image=$CVMFS_IMAGE
+elif [[ -d "$CVMFS_IMAGE" ]]; then
+    cvmfs_image=$CVMFS_IMAGE  # a real CVMFS (or someone else's directory): used as it is
+else
+    say "$repository exists but has no $CVMFS_IMAGE: not touched (the documentation's Apptainer page will fail)"
+fi
+
 # ------------------------------------------------------------------ 5. smoke tests + state file
 smoke() {  # smoke [OPTIONS] IMAGE: prints "ok" or the reason; the container must print ok and exit 3
     local out rc=0
@@ -235,6 +275,10 @@ smoke() {  # smoke [OPTIONS] IMAGE: prints "ok" or the reason; the container mus
 }
 status=$(smoke "$SIF")
 [[ "$status" == ok ]] && status=$(smoke "$ROOTFS")
+if [[ "$status" == ok && -n "$cvmfs_image" ]]; then
+    cvmfs_status=$(smoke "$cvmfs_image")
+    [[ "$cvmfs_status" == ok ]] || { say "warning: $cvmfs_image does not run: $cvmfs_status"; cvmfs_image=""; }
+fi
 if [[ "$status" == ok ]]; then  # resource limits (cgroups): a failure is reported, not fatal
     limits=$(smoke --memory 268435456 --cpus 1 "$SIF")
     [[ "$limits" == ok ]] || say "warning: resource limits (--cpus/--memory) do not work here: $limits"

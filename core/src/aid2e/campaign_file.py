@@ -69,8 +69,10 @@ _JOB = {
                                                                   "or an unpacked directory, e.g. on CVMFS)"},
         "command": {"oneOf": [{"type": "string", "minLength": 1}, _ARGV],
                     "description": "the command in the container (argv; {name} filled in)"},
-    }, required=("image", "command"), description="a container image and its command (the containers plugin's "
-                                                  "options may be added)", **{"additionalProperties": True}),
+    }, required=("image", "command"), description="a container image and its command; the containers plugin's "
+                                                  "options may be added (engine, binds, env, gpus, network, ...; a "
+                                                  "bind's relative host path is relative to this file)",
+        **{"additionalProperties": True}),
     "backend": {"type": "string", "description": "a name from backends (default: trial.backend)"},
     "resources": _RESOURCES,
     "exit_codes": {"type": "object", "propertyNames": {"pattern": r"^([1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])$"},
@@ -533,7 +535,8 @@ _INTERPRETERS = ("bash", "sh", "python", "python3", "perl", "root", "Rscript")
 
 def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
     """What must exist where the campaign runs: each backend's plugin, each function (importable
-    with the file's directory on the path), each script (relative to the file) and program."""
+    with the file's directory on the path), each script (relative to the file) and program, and
+    the host side of each container bind."""
     import os
     import shutil
     import sys
@@ -567,6 +570,16 @@ def _installed(data: Mapping[str, Any], base: Path) -> Iterator[Problem]:
             finally:
                 if added:
                     sys.path.remove(str(base))
+        container = job.get("container")
+        if isinstance(container, Mapping) and container.get("binds") is not None:
+            from .campaign_run import container_options
+
+            binds = container_options(container, base)["binds"]
+            sources = list(binds) if isinstance(binds, Mapping) else [str(b).partition(":")[0] for b in binds]
+            for source in sources:
+                if not Path(source).expanduser().exists():
+                    yield Problem(f"{where}.container.binds", f"{source} does not exist (a relative path is "
+                                                              "relative to the campaign file)")
         script = job.get("script")
         if isinstance(script, str):
             path = base / script

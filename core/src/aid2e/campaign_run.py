@@ -110,9 +110,32 @@ def workflow(data: Mapping[str, Any], base: Path, runners: Mapping[str, Any]) ->
         if "script" in fields:
             fields["script"] = _script(fields["script"], base)
         if "container" in fields:
-            fields["container"] = dict(fields["container"])
+            fields["container"] = container_options(fields["container"], base)
         built.append(Stage(**fields))
     return Workflow(built)
+
+
+def container_options(container: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """A file's container options, with relative host paths of ``binds`` (``{host: target}`` or
+    ``["host:target[:ro]"]``) made relative to the campaign file, as its scripts are."""
+    options = dict(container)
+    binds = options.get("binds")
+    if isinstance(binds, Mapping):
+        options["binds"] = {_host_path(host, base): target for host, target in binds.items()}
+    elif isinstance(binds, (str, list, tuple)):
+        items = [binds] if isinstance(binds, str) else list(binds)
+        options["binds"] = [_host_path(item, base, split=True) if isinstance(item, str) else item for item in items]
+    return options
+
+
+def _host_path(text: Any, base: Path, split: bool = False) -> Any:
+    if not isinstance(text, str):
+        return text
+    host, sep, rest = text.partition(":") if split else (text, "", "")
+    path = Path(host).expanduser()
+    if host and not path.is_absolute():
+        host = str(base / path)
+    return f"{host}{sep}{rest}"
 
 
 def _script(script: Any, base: Path) -> Any:

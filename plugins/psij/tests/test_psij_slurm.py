@@ -115,6 +115,33 @@ def test_trial_resources_from_the_scheduler_config_reach_sbatch(slurm_cluster, t
     assert f"Partition={slurm_cluster['partition']}" in shown
 
 
+def test_the_extra_of_trial_resources_are_batch_options(slurm_cluster, tmp_path):
+    """resources 'extra' ("backend-specific options") become sbatch options, over the runner's
+    sbatch_options; a requeue option there is refused as it is in sbatch_options."""
+    script = tmp_path / "objective.sh"
+    script.write_text('echo \'{"objective": 1.0}\' > "$AID2E_RESULT_FILE"\n')
+    runner = SlurmRunner(partition=slurm_cluster["partition"], time_limit="00:10:00",
+                         config={"sbatch_options": {"comment": "from the runner"}})
+    scheduler = aid2e.AxScheduler(ax_client("extra_on_slurm"), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1,
+        "resources": {"extra": {"comment": "from the trial's extra", "nice": "7"}}})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=1)
+    (record,) = scheduler.trials.values()
+    assert record.status == "COMPLETED", record.message
+    shown = subprocess.run(["scontrol", "show", "job", record.handle.native_id], capture_output=True, text=True).stdout
+    assert "Comment=from the trial's extra" in shown and "Nice=7" in shown, shown
+
+    refused = aid2e.AxScheduler(ax_client("requeue_extra"), runner, {
+        "job_output_dir": str(tmp_path / "jobs"), "monitoring_interval": 1, "tolerated_failure_rate": 1.0,
+        "resources": {"extra": {"requeue": ""}}})
+    refused.set_script_objective(str(script))
+    refused.run_optimization(max_trials=1)
+    (record,) = refused.trials.values()
+    assert record.status == "FAILED"
+    assert "resources 'extra': sbatch option 'requeue' is not allowed" in record.message, record.message
+
+
 def test_psij_files_of_ended_jobs_are_removed(slurm_cluster, tmp_path):
     """PSI/J leaves four files per job in its work directory; once a job's result is read they
     go (a campaign of hundreds of jobs left thousands, and reused job ids met stale exit codes)."""

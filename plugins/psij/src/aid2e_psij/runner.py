@@ -254,10 +254,15 @@ class PsijRunner(Backend):
     def _spec(self, request: JobRequest, workdir: Path) -> Any:
         from psij import JobAttributes, JobSpec, ResourceSpecV1
 
-        # The trial's own resources (scheduler config 'resources') come first, then
-        # sbatch_options, then the runner's arguments.
+        # The trial's own resources (scheduler config 'resources', a stage's resources) come
+        # first, then sbatch_options, then the runner's arguments. Its 'extra' entries are batch
+        # options too ({"constraint": "cpu"} is --constraint=cpu) and win over sbatch_options.
         wanted = request.resources
-        options = dict(self.config.sbatch_options)
+        try:
+            _batch_options(None, None, wanted.extra)
+        except ConfigError as exc:
+            raise SubmitError(f"resources 'extra': {exc}") from exc
+        options = {**self.config.sbatch_options, **wanted.extra}
         queue = wanted.queue or options.pop("partition", None) or self.queue
         account = wanted.account or options.pop("account", None) or self.account
         seconds = wanted.walltime_seconds()
