@@ -163,8 +163,8 @@ def _format_result(trial: Any) -> str:
     if trial.message:
         first = next((line for line in trial.message.splitlines() if line.strip()), trial.message)
         return _clip(_printable(first.strip()), RESULT_WIDTH)
-    if trial.status == "RUNNING" and trial.backend is None:
-        return "(being submitted)"
+    if trial.status == "RUNNING" and trial.backend is None and not any(job.backend for job in trial.jobs):
+        return "(being submitted)"          # a trial made of stages: its jobs hold the handles
     return ""
 
 
