@@ -133,6 +133,11 @@ def test_a_second_controller_is_refused_while_one_runs(tmp_path, make_ax_client)
                              capture_output=True, text=True, timeout=120)
         assert cli.returncode == 1
         assert cli.stderr.count("\n") == 1 and f"pid {os.getpid()} on" in cli.stderr, cli.stderr
+        # ... at once: before Ax and torch load (seconds on a busy login node)
+        probe = ("import sys\nfrom aid2e.cli import main\ncode = main(['resume', sys.argv[1]])\n"
+                 "print('CODE', code, 'HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('ax', 'torch')))\n")
+        cli = subprocess.run([sys.executable, "-c", probe, str(state_dir)], capture_output=True, text=True, timeout=120)
+        assert cli.stdout.splitlines()[-1] == "CODE 1 HEAVY []", cli.stdout + cli.stderr
         status = subprocess.run([sys.executable, "-m", "aid2e", "status", str(state_dir)],
                                 capture_output=True, text=True, timeout=60)
         assert f"controller: pid {os.getpid()} on " in status.stdout, status.stdout

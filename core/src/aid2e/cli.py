@@ -469,6 +469,10 @@ def _modules_of_campaign_file(path: str) -> int | None:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.path):  # a campaign another controller holds: say so at once, before Ax loads
+        from .ownership import refuse_if_held
+
+        refuse_if_held(args.path)
     from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
 
     _quiet_ax()
