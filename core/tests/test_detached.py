@@ -119,6 +119,18 @@ def test_a_launcher_killed_before_it_recorded_the_end_says_so(tmp_path: Path) ->
         os.kill(child, signal.SIGKILL)
 
 
+@pytest.mark.timeout(60)
+def test_a_prefix_that_refuses_its_arguments_fails_the_job_with_its_words(tmp_path: Path) -> None:
+    """The prefix starts (so submit succeeds) but never runs the launcher: the trial fails,
+    retryable, with what the prefix said and how it exited, on one line."""
+    handle = detached.launch(_request(tmp_path, "pass\n"), "test", prefix=["nice", "-n", "ten"])
+    assert _final(handle) is JobState.FAILED
+    result = detached.result(handle)
+    assert result.retryable and "\n" not in result.message
+    assert "launcher log: nice: invalid adjustment" in result.message
+    assert result.message.endswith("; aid2e: the job launcher exited with code 125"), result.message
+
+
 FOLLOW = """
 import json, sys, time
 from aid2e import serialize

@@ -150,9 +150,10 @@ def result(handle: JobHandle) -> JobResult:
             return script.read_result(workdir, canceled=True)
         found = script.read_result(workdir, token=script.handle_token(handle))
         if found.state is JobState.FAILED and not script.ended_under(workdir, None):
-            launcher = script.tail(workdir / LAUNCHER_LOG, 500)
-            if launcher:
-                found = attrs.evolve(found, message=f"{found.message}; launcher log: {launcher}")  # still retryable
+            launcher = "; ".join(line.strip() for line in script.tail(workdir / LAUNCHER_LOG, 500).splitlines()
+                                 if line.strip())
+            if launcher:  # one line, still retryable
+                found = attrs.evolve(found, message=f"{found.message}; launcher log: {launcher}")
         return found
     except Exception as exc:  # noqa: BLE001 - never raise for one bad handle
         return JobResult(state=JobState.FAILED,
