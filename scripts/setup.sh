@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Create or update .venv with aid2e and its plugins. Idempotent; a no-op when nothing changed.
 #   scripts/setup.sh          the core and the joblib plugin (enough for the demo)
-#   scripts/setup.sh --test   the core, every plugin under plugins/, the test tools and the docs tools
+#   scripts/setup.sh --test   the core, every plugin under plugins/, the example backend of the plugin tutorial
+#                             (examples/aid2e-nice), the test tools and the docs tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${AID2E_VENV:-.venv}
 mode=${1:-}
 if [[ "$mode" == "--test" ]]; then
-    want="core $(for d in plugins/*/; do [[ -f "$d/pyproject.toml" ]] && printf '%s ' "${d%/}"; done)"
+    want="core $(for d in plugins/*/; do [[ -f "$d/pyproject.toml" ]] && printf '%s ' "${d%/}"; done)examples/aid2e-nice"
     extras="pytest>=8 pytest-timeout>=2.3 ruff hypothesis selenium"
     # the documentation site (scripts/docs.sh, tests/test_docs_site.py), pinned: mkdocs --strict fails on new warnings
     extras+=" mkdocs==1.6.1 mkdocs-material==9.8.2 mkdocstrings==1.0.8 mkdocstrings-python==2.0.11"

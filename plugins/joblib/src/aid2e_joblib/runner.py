@@ -9,7 +9,7 @@
   cannot be stopped, so a canceled job is given up (its slot freed) and runs on until it
   returns or the process exits. Function jobs live and die with the controller process: at
   its exit, workers still running a job are killed, so a hung function never keeps it alive.
-* Script jobs are started directly with :mod:`subprocess` (never through a joblib worker) as
+* Script jobs are detached local processes (:mod:`aid2e.jobs.detached`, never a joblib worker):
   ``python -m aid2e.jobs.launch WORKDIR`` in a new session, so they outlive the controller.
   Their handle records the launcher's pid and its start time (:mod:`aid2e.procs`),
   so a restarted controller finds them again without mistaking a reused pid for the job.
@@ -24,8 +24,6 @@ import concurrent.futures
 import functools
 import logging
 import os
-import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -38,14 +36,11 @@ from typing import Any
 import attrs
 from attrs import frozen
 
-from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.errors import ConfigError, SubmitError, message_line
-from aid2e.jobs import script as script_kind
-from aid2e.jobs.files import CANCEL_MARKER, LAUNCHER_LOG
+from aid2e.jobs import detached
 from aid2e.jobs.function import result_of_call
 from aid2e.jobs.worker import call_objective, init_worker, noop
-from aid2e.procs import pid_alive, running_start, start_time
 from aid2e.structure import structure
 from aid2e.types import FunctionJob, JobHandle, JobRequest, JobResult, JobState, ScriptJob
 
@@ -53,8 +48,6 @@ log = logging.getLogger(__name__)
 
 POOLS = ("loky", "threading", "multiprocessing")
 BACKENDS = POOLS  # the old name
-#: Seconds :meth:`JobLibRunner.adopt` waits for a just-started launcher's status file.
-ADOPT_PATIENCE = 3.0
 #: Seconds between checks in :meth:`JobLibRunner.wait` for jobs started by an earlier controller.
 FOREIGN_POLL = 0.2
 
@@ -122,20 +115,7 @@ def _resolve_n_jobs(n_jobs: Any) -> int:
     return n_jobs
 
 
-def _killpg(pgid: int, signum: int) -> None:
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 # ------------------------------------------------------------------ bookkeeping
-@attrs.define
-class _Script:
-    proc: subprocess.Popen
-    done: threading.Event
-
-
 @attrs.define
 class _Function:
     """A function job: its call, and a future of our own that is PENDING while the job waits
@@ -198,16 +178,6 @@ def _kind(handle: JobHandle) -> str:
     return "function" if handle.native_id.startswith("fn-") else "script"
 
 
-def _pid_of(handle: JobHandle) -> int:
-    pid = handle.extra.get("pid", handle.native_id)
-    return int(pid)
-
-
-def _start_time_of(handle: JobHandle) -> int | None:
-    value = handle.extra.get("start_time")
-    return None if value is None or isinstance(value, bool) else int(value)
-
-
 class JobLibRunner(Backend):
     """Run trials on this machine's cores.
 
@@ -232,7 +202,7 @@ class JobLibRunner(Backend):
         self._cond = threading.Condition(self._lock)
         self._slots = [_Slot() for _ in range(self._capacity)]
         self._queue: collections.deque[tuple[str, str]] = collections.deque()  # function jobs waiting for a slot
-        self._scripts: dict[tuple[str, str], _Script] = {}
+        self._scripts: set[tuple[str, str]] = set()  # script jobs this runner launched
         self._functions: dict[tuple[str, str], _Function] = {}
         self._canceled: set[tuple[str, str]] = set()
         self._final: dict[tuple[str, str], JobResult] = {}
@@ -261,23 +231,7 @@ class JobLibRunner(Backend):
         """A script job launched for ``request`` by a controller that died before saving its
         handle: found by the launcher's pid in the trial directory's status file, written under
         the request's attempt token (files another campaign or attempt left there are not it)."""
-        workdir = Path(request.workdir)
-        if not script_kind.prepared_under(workdir, request.token):
-            return None  # never prepared for this attempt, so never launched for it
-        deadline = time.monotonic() + ADOPT_PATIENCE  # a launcher just started writes its status soon
-        status = script_kind.launched_under(workdir, request.token)
-        while status is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-            status = script_kind.launched_under(workdir, request.token)
-        if status is None or not isinstance(status.get("pid"), int):
-            return None
-        pid = status["pid"]
-        extra: dict[str, Any] = {"kind": "script", "pid": pid}
-        started = running_start(pid)
-        if started is not None:
-            extra["start_time"] = started
-        return JobHandle(backend=self.name, native_id=str(pid), workdir=str(workdir),
-                         submitted_at=float(status.get("started_at", time.time())), extra=extra)
+        return detached.adopt(request, self.name)
 
     def to_config(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this runner (kept in the saved state for resume)."""
@@ -462,50 +416,10 @@ class JobLibRunner(Backend):
     def _submit_script(self, request: JobRequest) -> JobHandle:
         if self._job_env():
             request = attrs.evolve(request, job=attrs.evolve(request.job, env={**self._job_env(), **request.job.env}))
-        try:
-            workdir = script_kind.prepare_workdir(request)
-        except (OSError, ValueError) as exc:
-            raise SubmitError(
-                f"cannot prepare trial directory {request.workdir}: {message_line(exc)}"
-            ) from exc
-        argv = script_kind.launcher_argv(workdir)
-        try:
-            with open(workdir / LAUNCHER_LOG, "xb") as launcher_log:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=workdir,
-                    start_new_session=True,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=launcher_log,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            raise SubmitError(f"cannot start the job launcher {argv[0]}: {message_line(exc)}") from exc
-        extra: dict[str, Any] = {"kind": "script", "pid": proc.pid}
-        started = start_time(proc.pid)  # not reaped yet: the watcher starts below
-        if started is not None:
-            extra["start_time"] = started
-        handle = JobHandle(backend=self.name, native_id=str(proc.pid), workdir=str(workdir),
-                           submitted_at=time.time(), extra=extra)
-        key = _key(handle)
-        entry = _Script(proc=proc, done=threading.Event())
+        handle = detached.launch(request, self.name, on_end=self._notify)
         with self._lock:
-            self._scripts[key] = entry
-            self._final.pop(key, None)
-            self._canceled.discard(key)
-        threading.Thread(target=self._watch, args=(entry,), name=f"aid2e-joblib-watch-{proc.pid}",
-                         daemon=True).start()
+            self._scripts.add(_key(handle))
         return handle
-
-    def _watch(self, entry: _Script) -> None:
-        """Reap one script child and wake :meth:`wait`."""
-        try:
-            entry.proc.wait()
-        except Exception:  # noqa: BLE001
-            log.debug("waiting for pid %s failed", entry.proc.pid, exc_info=True)
-        entry.done.set()
-        self._notify()
 
     def _notify(self, *_args: object) -> None:
         with self._cond:
@@ -537,13 +451,7 @@ class JobLibRunner(Backend):
                 if not entry.future.done():
                     return JobState.ACTIVE if entry.future.running() else JobState.QUEUED
                 return self._function_result(key, entry).state
-            script = self._scripts.get(key)
-        if script is not None:
-            if script.proc.returncode is None and script.proc.poll() is None:
-                return JobState.ACTIVE
-        elif pid_alive(_pid_of(handle), _start_time_of(handle)):
-            return JobState.ACTIVE
-        return self._script_result(handle).state
+        return detached.state(handle)
 
     def result(self, handle: JobHandle) -> JobResult:
         key = _key(handle)
@@ -565,7 +473,7 @@ class JobLibRunner(Backend):
                         return JobResult(state=JobState.FAILED,
                                          message=f"function job {handle.native_id} has not ended yet")
                     return self._function_result(key, entry)
-            return self._script_result(handle)
+            return detached.result(handle)
         except Exception as exc:  # noqa: BLE001 - never raise for one bad handle
             return JobResult(state=JobState.FAILED,
                              message=f"cannot read the result of job {handle.native_id}: {message_line(exc)}")
@@ -585,46 +493,18 @@ class JobLibRunner(Backend):
         self._final[key] = result
         return result
 
-    def _script_result(self, handle: JobHandle) -> JobResult:
-        """The final result of a script job that is no longer running (cached)."""
-        key = _key(handle)
-        workdir = Path(handle.workdir)
-        if (workdir / CANCEL_MARKER).exists():
-            result = script_kind.read_result(workdir, canceled=True)
-        else:
-            result = script_kind.read_result(workdir, token=script_kind.handle_token(handle))
-            if result.state is JobState.FAILED and script_kind.read_status(workdir) is None:
-                result = self._explain_launcher(handle, result)
-        with self._lock:
-            self._final[key] = result
-        return result
-
-    def _explain_launcher(self, handle: JobHandle, result: JobResult) -> JobResult:
-        """Add what is known about a launcher that died without writing its status."""
-        details = []
-        with self._lock:
-            script = self._scripts.get(_key(handle))
-        if script is not None and script.proc.returncode is not None:
-            code = script.proc.returncode
-            details.append(f"launcher killed by signal {-code}" if code < 0 else f"launcher exit code {code}")
-        launcher_tail = script_kind.tail(Path(handle.workdir) / LAUNCHER_LOG, 500)
-        if launcher_tail:
-            details.append(f"launcher log: {launcher_tail}")
-        if not details:
-            return result
-        return attrs.evolve(result, message=f"{result.message}; {'; '.join(details)}")  # still retryable
-
     # ------------------------------------------------------------ cancel
     def cancel(self, handle: JobHandle) -> None:
         """Stop a job. A function job waiting for a slot never starts; a running one's worker is
         killed (its slot gets a new one). A function running in a thread cannot be stopped: it is
         given up and runs on until it returns (see :meth:`cancel_stops`). A script job's process
         group is sent SIGTERM; its launcher SIGKILLs what is left after
-        :data:`aid2e.jobs.launch.KILL_GRACE` seconds, whether or not this process still runs."""
+        :data:`aid2e.jobs.launch.KILL_GRACE` seconds, whether or not this process still runs
+        (:func:`aid2e.jobs.detached.cancel`)."""
         if _kind(handle) == "function":
             self._cancel_function(handle)
-        else:
-            self._cancel_script(handle)
+        elif detached.cancel(handle):
+            self._notify()
 
     def cancel_stops(self, handle: JobHandle) -> bool:
         """False for function jobs of the threading pool (a thread cannot be stopped)."""
@@ -652,32 +532,6 @@ class JobLibRunner(Backend):
                     self._retire(slot, kill=True)
                 entry.future.set_exception(concurrent.futures.CancelledError(message))
         self._dispatch()
-        self._notify()
-
-    def _cancel_script(self, handle: JobHandle) -> None:
-        key = _key(handle)
-        with self._lock:
-            if key in self._canceled or key in self._final:
-                return
-            script = self._scripts.get(key)
-        pid = _pid_of(handle)
-        if script is not None:
-            if script.proc.poll() is not None or script.done.is_set():
-                return  # it ended first
-        elif not pid_alive(pid, _start_time_of(handle)):
-            return  # ended (or the pid is now someone else's): nothing to stop
-        with self._lock:
-            self._canceled.add(key)
-            self._final[key] = JobResult(state=JobState.CANCELED, message="canceled")
-        try:
-            atomic.write_json(Path(handle.workdir) / CANCEL_MARKER, {"canceled_at": time.time()})
-        except OSError:
-            log.debug("cannot write the cancel marker of job %s", handle.native_id, exc_info=True)
-        # the launcher leads its own session: it passes SIGTERM on to the script's process group
-        # and SIGKILLs that group after a grace period (it outlives this process, so it can)
-        _killpg(pid, signal.SIGTERM)
-        if script is not None:
-            script.done.wait(0.2)
         self._notify()
 
     # ------------------------------------------------------------ wait

@@ -38,9 +38,10 @@ from attrs import field, frozen
 from aid2e import atomic
 from aid2e.backend import Backend
 from aid2e.errors import ConfigError, SubmitError, message_line
+from aid2e.jobs import detached
 from aid2e.jobs import script as script_kind
 from aid2e.jobs.files import CANCEL_MARKER, PRE_LAUNCH_FILE
-from aid2e.procs import pid_alive, running_start, start_time
+from aid2e.procs import running_start, start_time
 from aid2e.structure import Invalid, converter, positive_int, structure
 from aid2e.types import JobHandle, JobRequest, JobResult, JobState, ScriptJob
 from aid2e.units import duration_seconds, format_duration, size_bytes
@@ -434,7 +435,7 @@ class PsijRunner(Backend):
         followed by its pid and start time (None: it is gone, the trial directory says how)."""
         job = self._jobs.get(handle.native_id)
         if job is None:
-            return _Seen(JobState.ACTIVE) if _process_alive(handle) else None
+            return _Seen(JobState.ACTIVE) if detached.running(handle) else None
         return _Seen(self._map_state(job.status.state), job.status.message or "")
 
     @staticmethod
@@ -624,7 +625,7 @@ class PsijRunner(Backend):
             if job is None:
                 if is_batch(self.executor):
                     self.executor._run_command(self.executor.get_cancel_command(handle.native_id))
-                elif _process_alive(handle):  # never signal a process that got the job's pid later
+                elif detached.running(handle):  # never signal a process that got the job's pid later
                     os.killpg(int(handle.native_id), 15)
             else:
                 self.executor.cancel(job)
@@ -682,10 +683,3 @@ def _format_walltime(value: timedelta | None) -> str | None:
 def _job_name(name: str) -> str:
     """Batch systems dislike spaces and odd characters in job names."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:64]
-
-
-def _process_alive(handle: JobHandle) -> bool:
-    """Whether a local executor's job process (pid = native id) still runs: the same process,
-    not a later one that got its pid (the handle records its start time)."""
-    started = handle.extra.get("start_time")
-    return pid_alive(handle.native_id, started if isinstance(started, int) and not isinstance(started, bool) else None)
