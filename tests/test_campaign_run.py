@@ -320,3 +320,22 @@ def test_the_final_line_does_not_say_no_trial_completed_when_trials_completed_ou
     assert done.stdout.splitlines()[-1] == (
         "2 completed, 0 failed, 0 abandoned, 0 running; no best trial: no completed trial meets every objective "
         "threshold and outcome constraint (aid2e report DIR shows them all)")
+
+
+@pytest.mark.timeout(300)
+def test_the_last_line_counts_penalized_trials(tmp_path):
+    """Penalized trials are COMPLETED with the campaign's penalty values: the run's last line says
+    how many of the completed ones are penalties, not results."""
+    (tmp_path / "overlap.py").write_text(
+        "import json, os, sys\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
+        "sys.exit(9) if p['x'] > 0.6 else json.dump({'loss': p['x']}, open(os.environ['AID2E_RESULT_FILE'], 'w'))\n")
+    (tmp_path / "overlap.yaml").write_text(
+        "name: overlap\nparameters: {x: {bounds: [0.0, 1.0]}}\nobjectives: {loss: {direction: minimize}}\n"
+        "optimizer: {method: sobol, seed: 3}\nmax_trials: 6\n"
+        "trial: {script: [python3, overlap.py]}\nfailure: {policy: penalty, penalty: {loss: 5.0}}\n")
+    done = aid2e_cli("run", "overlap.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scheduler = aid2e.AxScheduler.resume(str(tmp_path / "aid2e_jobs" / "overlap"))
+    penalized = sum(r.penalized for r in scheduler.trials.values())
+    assert 0 < penalized < 6  # the seed gives both
+    assert f"6 completed ({penalized} penalized), 0 failed, 0 abandoned, 0 running; best: trial " in done.stdout

@@ -363,3 +363,24 @@ def test_a_running_trial_made_of_stages_is_not_said_to_be_being_submitted(make_a
     assert rows[0].split()[:2] == ["0", "RUNNING"] and "1 jobs: 1 running" in rows[0]
     assert "being submitted" not in out
     assert rows[1].split()[:3] == ["RUNNING", "simulate/job", "joblib"]
+
+
+def test_a_penalized_trial_says_so_and_why(make_ax_client, threads, config, capsys):
+    """A penalized trial is COMPLETED with the campaign's penalty values: the table must not show it
+    as an ordinary completed trial (its values are no result), and the summary counts it."""
+    scheduler = aid2e.AxScheduler(make_ax_client("status_penalty"), threads,
+                                  {**config, "failure_policy": "penalty", "penalty": {"objective": 9.0}})
+    scheduler.set_objective_function(fails_when_x_big)
+    scheduler.run_optimization(max_trials=6)
+    penalized = {i for i, r in scheduler.trials.items() if r.penalized}
+    assert penalized and len(penalized) < 6  # the seed gives both
+    code, out, _ = run_status(capsys, scheduler.experiment_dir)
+    assert code == 0
+    rows, summary = table_rows(out)
+    for row, index in zip(rows, sorted(scheduler.trials), strict=True):
+        if index in penalized:
+            assert row.split()[1:3] == ["COMPLETED", "(penalized)"], row
+            assert "objective=9 (objective raised RuntimeError: geometry overlap at x=" in row  # the reason, clipped
+        else:
+            assert row.split()[1] == "COMPLETED" and "penalized" not in row, row
+    assert summary.startswith(f"6 trials: 6 completed ({len(penalized)} penalized), 0 failed, 0 running; best: ")

@@ -152,6 +152,11 @@ def _format_runtime(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def _state_cell(trial: Any) -> str:
+    """The trial's state; a penalized trial's says so (its values are the campaign's penalty)."""
+    return f"{trial.status} (penalized)" if trial.penalized else trial.status
+
+
 def _format_result(trial: Any) -> str:
     if trial.status == "COMPLETED" and trial.metrics:
         parts = []
@@ -159,7 +164,11 @@ def _format_result(trial: Any) -> str:
             mean = "?" if m.get("mean") is None else f"{m['mean']:.6g}"
             sem = f" +- {m['sem']:.2g}" if m.get("sem") is not None else ""
             parts.append(f"{_printable(name)}={mean}{sem}")
-        return _clip(", ".join(parts), RESULT_WIDTH)
+        text = ", ".join(parts)
+        if trial.penalized and trial.message.strip():  # why it was penalized: the failure's first line
+            why = trial.message.strip().splitlines()[0]
+            text += f" ({_printable(why.removeprefix('penalized: '))})"  # the state cell says penalized
+        return _clip(text, RESULT_WIDTH)
     if trial.message:
         first = next((line for line in trial.message.splitlines() if line.strip()), trial.message)
         return _clip(_printable(first.strip()), RESULT_WIDTH)
@@ -199,8 +208,10 @@ def _job_rows(trial: Any, now: float) -> list[tuple[str, ...]]:
 def _summary(state: Any) -> str:
     counts = state.counts()
     total = len(state.trials)
+    penalized = sum(t.penalized for t in state.trials)
     text = f"{total} trial{'s' if total != 1 else ''}: " + ", ".join(
-        f"{n} {s.lower()}" for s, n in counts.items() if n or s in ("COMPLETED", "FAILED", "RUNNING"))
+        f"{n} {s.lower()}" + (f" ({penalized} penalized)" if s == "COMPLETED" and penalized else "")
+        for s, n in counts.items() if n or s in ("COMPLETED", "FAILED", "RUNNING"))
     best = state.best()
     if best:
         parts = [f"{_printable(name)}={value:.6g} ({'min' if minimize else 'max'}imize, trial {index})"
@@ -254,7 +265,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if state.trials:
         rows = []
         for t in state.trials:
-            rows.append((str(t.index), t.status, _format_parameters(t.parameters), _job_cell(t),
+            rows.append((str(t.index), _state_cell(t), _format_parameters(t.parameters), _job_cell(t),
                          _format_runtime(t.runtime(now)), _format_result(t)))
             if t.jobs and (args.jobs or t.status == "RUNNING"):
                 rows += _job_rows(t, now)
@@ -613,7 +624,9 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
               file=sys.stderr)
         return 130
     counts = scheduler.book.counts()
-    print(", ".join(f"{counts[s]} {s.lower()}" for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING"))
+    penalized = f" ({counts['PENALIZED']} penalized)" if counts["PENALIZED"] else ""
+    print(", ".join(f"{counts[s]} {s.lower()}" + (penalized if s == "COMPLETED" else "")
+                    for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING"))
           + f"; {_best_line(scheduler.trials, best)}")
     return 0
 
