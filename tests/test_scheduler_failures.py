@@ -79,6 +79,26 @@ def test_script_failures_reach_ax_with_reason(make_ax_client, threads, config, t
         assert reason in why
 
 
+def test_a_script_traceback_gives_a_one_line_reason_with_the_whole_tail_below(make_ax_client, threads, config,
+                                                                               tmp_path):
+    """The first line of the reason (what progress lines, aid2e status and the failure-rate stop
+    show) is the exit code and the exception line; stderr's tail follows on the next lines."""
+    from aid2e.progress import trial_text
+
+    script = tmp_path / "objective.py"
+    script.write_text("def build(x):\n    raise ValueError(f'bad geometry at x={x}')\n\nbuild(1)\n")
+    scheduler = aid2e.AxScheduler(make_ax_client("traceback"), threads, {**config, "tolerated_failure_rate": 1.0})
+    scheduler.set_script_objective(str(script))
+    scheduler.run_optimization(max_trials=1)
+    record = scheduler.trials[0]
+    first, *rest = record.message.splitlines()
+    assert first == "script exited with code 1: ValueError: bad geometry at x=1"
+    assert rest[0] == "stderr (its end):" and rest[1] == "Traceback (most recent call last):"
+    assert rest[-1] == "ValueError: bad geometry at x=1" and any("in build" in line for line in rest)
+    assert trial_text(record, None).startswith(f"trial 0 FAILED: {first} in ")
+    assert ax_trials(scheduler)[0] == ("FAILED", record.message)
+
+
 def test_failure_rate_stops_launching(make_ax_client, threads, config):
     scheduler = aid2e.AxScheduler(make_ax_client("rate"), threads, {**config, "max_parallel_trials": 2})
     scheduler.set_objective_function(raises)

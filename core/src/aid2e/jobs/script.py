@@ -227,13 +227,17 @@ def _cut(text: str, limit: int = 300) -> str:
 
 
 def _stderr_note(stderr_tail: str) -> str:
-    """``": <headline> (stderr: <tail>)"`` for a failure message; just ``" (stderr: <tail>)"``
-    when the tail is its own headline ('' without stderr)."""
+    """What a failure message adds from stderr ('' without stderr): ``" (stderr: <tail>)"`` for
+    one line; for several, ``": <headline>"`` then the tail on the lines below, so the message's
+    first line (what progress lines, ``aid2e status`` and reports show) is the failure and its
+    meaningful line, e.g. ``script exited with code 1: ValueError: bad geometry``."""
     if not stderr_tail:
         return ""
+    if "\n" not in stderr_tail:
+        return f" (stderr: {stderr_tail})"
     first = headline(stderr_tail, None)
-    lead = f": {_cut(first)}" if first and first != stderr_tail else ""
-    return f"{lead} (stderr: {stderr_tail})"
+    lead = f": {_cut(first)}" if first else ""
+    return f"{lead}\nstderr (its end):\n{stderr_tail}"
 
 
 def read_result(workdir: str | os.PathLike[str], *, canceled: bool = False, token: str | None = None) -> JobResult:
