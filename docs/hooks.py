@@ -1,4 +1,5 @@
-"""mkdocs hooks (mkdocs.yml: hooks): the campaign file reference is generated from the schema; every
+"""mkdocs hooks (mkdocs.yml: hooks): the campaign file reference is generated from the schema, and the
+migration page's table of keys from elsewhere from the validator's own table; every
 object a page shows with ``::: path`` has docstrings (its own and its public methods' and properties',
 inherited ones count; a test method's name is its statement), else a warning, which fails
 ``mkdocs build --strict``; and the Sphinx roles of the code's docstrings (:class:`~aid2e.x.Y`) are
@@ -13,6 +14,8 @@ import logging
 import re
 
 MARKER = "<!-- aid2e:campaign-reference -->"
+#: the migration page's table of keys from elsewhere (aid2e.campaign_file.ELSEWHERE)
+ELSEWHERE_MARKER = "<!-- aid2e:elsewhere-keys -->"
 # mkdocstrings renders :meth:`x` as ":meth:<code>x</code>"; the docstrings are prose, not Sphinx
 _ROLE = re.compile(r":(?:attr|class|data|exc|func|meth|mod|obj):<code>~?")
 _AUTODOC = re.compile(r"^::: *(\S+)", re.MULTILINE)
@@ -20,16 +23,21 @@ log = logging.getLogger("mkdocs.hooks.aid2e")   # a warning here fails mkdocs bu
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """Check the docstrings of what the page documents; replace the marker with
-    aid2e.campaign_file.reference(), the table `aid2e schema --markdown` prints."""
+    """Check the docstrings of what the page documents; replace the markers with
+    aid2e.campaign_file.reference(), the table `aid2e schema --markdown` prints, and with
+    aid2e.campaign_file.elsewhere_reference(), the keys from elsewhere `aid2e validate` knows."""
     for path in _AUTODOC.findall(markdown):
         for name in undocumented(path):
             log.warning("%s: %s has no docstring (the API reference would leave it out)", page.file.src_path, name)
-    if MARKER not in markdown:
-        return markdown
-    from aid2e.campaign_file import reference
+    if MARKER in markdown:
+        from aid2e.campaign_file import reference
 
-    return markdown.replace(MARKER, _escape_outside_code(reference()))
+        markdown = markdown.replace(MARKER, _escape_outside_code(reference()))
+    if ELSEWHERE_MARKER in markdown:
+        from aid2e.campaign_file import elsewhere_reference
+
+        markdown = markdown.replace(ELSEWHERE_MARKER, _escape_outside_code(elsewhere_reference()))
+    return markdown
 
 
 def undocumented(path: str) -> list[str]:

@@ -177,6 +177,13 @@ CASES = [
      "unknown key 'n_iterations' (in aid2e: max_trials (top level: the total))"),
     ("framework-penalty", edit(lambda d: d["failure"].update(penalty_objectives={"acceptance": 0})), "failure",
      "unknown key 'penalty_objectives' (in aid2e: failure.penalty)"),
+    ("framework-failed-objectives", edit(lambda d: d["failure"].update(failed_objectives={"acceptance": 0})),
+     "failure", "unknown key 'failed_objectives' (in aid2e: failure.penalty)"),
+    ("framework-scheduler-keys", edit(lambda d: d.update(scheduler={"monitor_interval": 30, "max_retries": 3})),
+     "scheduler", "unknown key 'max_retries' (in aid2e: failure.max_retries); unknown key 'monitor_interval' "
+                  "(in aid2e: scheduler.monitoring_interval)"),
+    ("framework-optimizer-parameters", edit(lambda d: d["optimizer"].update(parameters={"seed": 1})), "optimizer",
+     "unknown key 'parameters' (in aid2e: its keys directly: optimizer.{initial_trials, method, seed}"),
     ("slurm-words-in-resources", edit(lambda d: stage(1)(d)["resources"].update(partition="debug")),
      "trial.stages[1].resources", "unknown key 'partition' (in aid2e: queue (in resources; partition is a slurm "
                                   "backend's option))"),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aid2e.campaign_file import SCHEMA
+from aid2e.campaign_file import ELSEWHERE, SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,19 @@ def test_campaign_file_reference_is_generated_from_the_schema(site: Path) -> Non
     assert "<code>parameters.&lt;name&gt;.bounds</code>" in page
     assert "&lt;output_dir&gt;/&lt;name&gt;" in page          # not swallowed as an HTML tag
     assert "{type: joblib | slurm | psij | panda | ..., options}" in page   # a '|' in a meaning stays in its cell
+
+
+def test_the_migration_pages_table_of_keys_is_the_validators(site: Path) -> None:
+    """Every key ``aid2e validate`` knows from the AID2E-framework, the older scheduler, Ax or Slurm
+    is in the migration page's table, with where it goes (docs/hooks.py renders campaign_file.ELSEWHERE)."""
+    page = (site / "migration" / "index.html").read_text()
+    assert "aid2e:elsewhere-keys" not in page
+    rows = [row for row in page.split("<tr>")[1:] if row.lstrip().startswith("<td><code>")]
+    shown = {row.split("<code>", 1)[1].split("</code>", 1)[0]: row.split("<td>")[2].split("</td>")[0]
+             for row in rows}
+    assert set(ELSEWHERE) <= set(shown), sorted(set(ELSEWHERE) - set(shown))
+    assert shown["n_initial_samples"] == "optimizer.initial_trials"
+    assert shown["runner_type"] == "backends: {&lt;name&gt;: {type: joblib | slurm | psij | panda, ...}}"
 
 
 def test_api_page_is_rendered_from_the_docstrings(site: Path) -> None:

@@ -214,6 +214,19 @@ ELSEWHERE = {
     "partition": "queue (in resources; partition is a slurm backend's option)",
     "payloads": "fan_out: a list of {name: value}",
     "job_factory": "fan_out (a dict of lists, or a list of dicts) or per: <earlier stage>",
+    # more of the AID2E-framework's keys, as its examples write them
+    "failed_objectives": "failure.penalty",
+    "design_parameters_file": "parameters, inline: {<name>: {bounds: [low, high]}}",
+    "evaluation_config": "your analysis's settings stay in your scripts; a fixed value is a parameter {value: v}",
+    "output_location": "output_dir",
+    "monitor_interval": "scheduler.monitoring_interval",
+    "poll_interval": "scheduler.monitoring_interval",
+    "parameters": "its keys directly: optimizer.{initial_trials, method, seed}; a runner's options in "
+                  "backends.<name>",
+    "generator": "optimizer.method (botorch | sobol | random)",
+    "max_retries": "failure.max_retries",
+    "max_concurrent": "max_parallel_trials, or a backend's n_jobs (joblib) or max_in_flight (slurm)",
+    "parallelism": "failure.max_retries and failure.trial_timeout; slots: max_parallel_trials",
 }
 
 
@@ -660,6 +673,14 @@ def reference() -> str:
     return "\n".join(lines)
 
 
+def elsewhere_reference() -> str:
+    """:data:`ELSEWHERE` as a Markdown table (the migration page's): each key from elsewhere and
+    where the same thing goes in a campaign file, as ``aid2e validate`` says it."""
+    lines = ["| Key from elsewhere | In an aid2e campaign file |", "| --- | --- |"]
+    lines += [f"| `{key}` | {where.replace('|', chr(92) + '|')} |" for key, where in sorted(ELSEWHERE.items())]
+    return "\n".join(lines)
+
+
 def _walk(schema: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Mapping[str, Any], bool]]:
     required = set(schema.get("required", ()))
     for key, sub in schema.get("properties", {}).items():
@@ -748,5 +769,5 @@ def _job_counts(data: Mapping[str, Any]) -> dict[str, int]:
     return {name: len(jobs) for name, jobs in plan(workflow).items()}
 
 
-__all__ = ["ELSEWHERE", "SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "load", "read",
-           "reference", "stage_fields", "summary"]
+__all__ = ["ELSEWHERE", "SCHEMA", "CampaignFileError", "Problem", "backend_statuses", "check", "elsewhere_reference",
+           "load", "read", "reference", "stage_fields", "summary"]
