@@ -627,8 +627,26 @@ def _run(scheduler: Any, total: int, where: Any) -> int:
     penalized = f" ({counts['PENALIZED']} penalized)" if counts["PENALIZED"] else ""
     print(", ".join(f"{counts[s]} {s.lower()}" + (penalized if s == "COMPLETED" else "")
                     for s in ("COMPLETED", "FAILED", "ABANDONED", "RUNNING"))
-          + f"; {_best_line(scheduler.trials, best)}")
+          + f"; {_pareto_line(scheduler.experiment_dir) or _best_line(scheduler.trials, best)}")
     return 0
+
+
+def _pareto_line(directory: Any) -> str | None:
+    """With several objectives, the Pareto set as ``aid2e status --pareto`` and the report compute
+    it from the saved state (every non-dominated trial; Ax's own set leaves out trials outside the
+    objective thresholds, so the two could differ); None with one objective or no saved objectives."""
+    from .state import read_state
+
+    try:
+        state = read_state(str(directory))
+    except Aid2eError:
+        return None
+    if len(state.objectives or {}) < 2:
+        return None
+    front = sorted(t.index for t in _front_of(state).trials)
+    if not front:
+        return None
+    return f"Pareto set: trials {', '.join(map(str, front))} (aid2e status {directory} --pareto shows their metrics)"
 
 
 def _best_line(trials: Any, best: Any) -> str:
