@@ -222,10 +222,9 @@ def test_a_campaign_stopped_by_max_failed_trials_exits_1_with_one_line(tmp_path)
     assert " failed: " not in done.stderr  # no second report of the same trial
 
 
-@pytest.mark.timeout(300)
-def test_a_single_container_trial_from_a_file(tmp_path):
-    """trial: {container: ...} with the containers plugin's options (engine) on podman."""
-    from test_containers_on_slurm import STATE_FILE, SUM_AWK
+def podman_image() -> str:
+    """The test image that scripts/services/containers.sh built; skips (or fails where promised) without podman."""
+    from test_containers_on_slurm import STATE_FILE
 
     from aid2e.testing.requirements import require
 
@@ -234,7 +233,15 @@ def test_a_single_container_trial_from_a_file(tmp_path):
     except (OSError, ValueError):
         state = {}
     require("podman", state.get("podman") == "ok", f"podman is not usable here: {state.get('podman', 'no state')}")
-    image = state.get("image", "localhost/aid2e-test:latest")
+    return state.get("image", "localhost/aid2e-test:latest")
+
+
+@pytest.mark.timeout(300)
+def test_a_single_container_trial_from_a_file(tmp_path):
+    """trial: {container: ...} with the containers plugin's options (engine) on podman."""
+    from test_containers_on_slurm import SUM_AWK
+
+    image = podman_image()
     command = ["awk", SUM_AWK.replace("{", "{{").replace("}", "}}"), "params.json"]  # {{ }}: literal braces
     (tmp_path / "boxed.yaml").write_text(json.dumps({  # JSON is YAML too
         "name": "boxed", "parameters": {"x": {"bounds": [0.0, 1.0]}, "y": {"bounds": [0.0, 1.0]}},
@@ -255,16 +262,7 @@ def test_a_single_container_trial_from_a_file(tmp_path):
 def test_container_binds_are_relative_to_the_campaign_file(tmp_path):
     """A bind's relative host path is relative to the file, as its scripts are, whatever the
     directory aid2e runs in; validate names a bind whose host path does not exist."""
-    from test_containers_on_slurm import STATE_FILE
-
-    from aid2e.testing.requirements import require
-
-    try:
-        state = json.loads(STATE_FILE.read_text())
-    except (OSError, ValueError):
-        state = {}
-    require("podman", state.get("podman") == "ok", f"podman is not usable here: {state.get('podman', 'no state')}")
-    image = state.get("image", "localhost/aid2e-test:latest")
+    image = podman_image()
     folder = tmp_path / "campaign"
     (folder / "sim").mkdir(parents=True)
     (folder / "sim" / "run.sh").write_text('echo \'{"objective": 0.25}\' > "$AID2E_RESULT_FILE"\n')

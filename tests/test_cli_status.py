@@ -328,43 +328,6 @@ def test_objective_direction_from_ax_client_api(make_client, threads, config, ca
     assert out.splitlines()[-1].endswith(f"best: objective={best:.6g} (maximize, trial {index})")
 
 
-def test_a_running_trial_made_of_stages_is_not_said_to_be_being_submitted(make_ax_client, threads, config,
-                                                                          capsys):
-    """Its jobs carry the handles (the trial has none): a trial whose job runs says so, not
-    '(being submitted)'."""
-    release = threading.Event()
-
-    def simulate(x, y):
-        release.wait(60)
-        return {"objective": x + y}
-
-    scheduler = aid2e.AxScheduler(make_ax_client("staged"), threads, {**config, "max_parallel_trials": 1})
-    scheduler.set_workflow(aid2e.Workflow([aid2e.Stage("simulate", function=simulate)]))
-    worker = threading.Thread(target=scheduler.run_optimization, kwargs={"max_trials": 1})
-    worker.start()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                records = json.loads((scheduler.experiment_dir / "trials.json").read_text())["scheduler"]["trials"]
-            except (FileNotFoundError, ValueError):
-                records = []
-            if records and any((job.get("handle") or {}).get("backend") for job in records[0].get("jobs") or []):
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail(f"the job never started: {records}")
-        code, out, err = run_status(capsys, scheduler.experiment_dir)
-    finally:
-        release.set()
-        worker.join(60)
-    assert code == 0, err
-    rows, _ = table_rows(out)
-    assert rows[0].split()[:2] == ["0", "RUNNING"] and "1 jobs: 1 running" in rows[0]
-    assert "being submitted" not in out
-    assert rows[1].split()[:3] == ["RUNNING", "simulate/job", "joblib"]
-
-
 def test_a_penalized_trial_says_so_and_why(make_ax_client, threads, config, capsys):
     """A penalized trial is COMPLETED with the campaign's penalty values: the table must not show it
     as an ordinary completed trial (its values are no result), and the summary counts it."""
