@@ -323,3 +323,41 @@ def test_the_final_line_names_the_pareto_set_aid2e_status_and_the_report_name(tm
     assert done.stdout.splitlines()[-1] == (
         f"3 completed, 0 failed, 0 abandoned, 0 running; Pareto set: trials {', '.join(map(str, indices))} "
         f"(aid2e status {where} --pareto shows their metrics)")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--tolerated-failure-rate", "2"], "aid2e resume: error: argument --tolerated-failure-rate: must be from 0 to 1, "
+                                        "got 2"),
+    (["--tolerated-failure-rate", "half"], "aid2e resume: error: argument --tolerated-failure-rate: must be a number "
+                                           "from 0 to 1, got 'half'"),
+    (["--max-failed-trials", "-3"], "aid2e resume: error: argument --max-failed-trials: must be 0 or more, got -3"),
+])
+def test_bad_resume_limits_are_one_line(tmp_path, args, line):
+    done = aid2e_cli("resume", str(tmp_path), *args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == line, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_resume_with_raised_failure_limits_goes_on_after_a_limit_stop(tmp_path):
+    """A campaign stopped by max_failed_trials stops again at once on a plain resume (the earlier
+    failures count); --max-failed-trials raises the saved limit, and the campaign goes on."""
+    (tmp_path / "half.py").write_text(
+        "import json, os, sys\np = json.load(open(os.environ['AID2E_PARAMS_FILE']))\n"
+        "sys.exit('too thick') if p['x'] > 0.5 else json.dump({'loss': p['x']}, open(os.environ['AID2E_RESULT_FILE'], "
+        "'w'))\n")
+    (tmp_path / "strict.yaml").write_text(
+        "name: strict\nparameters: {x: {bounds: [0.0, 1.0]}}\nobjectives: {loss: {direction: minimize}}\n"
+        "optimizer: {method: sobol, seed: 3}\nmax_trials: 12\nmax_parallel_trials: 1\ntrial: {script: half.py}\n"
+        "failure: {max_failed_trials: 0}\n")
+    stopped = aid2e_cli("run", "strict.yaml", cwd=tmp_path)
+    assert stopped.returncode == 1 and "more than max_failed_trials=0" in stopped.stderr, stopped.stderr
+    where = str(tmp_path / "aid2e_jobs" / "strict")
+    saved = len(aid2e.AxScheduler.resume(where).trials)
+    again = aid2e_cli("resume", where, "--max-trials", "3", cwd=tmp_path)
+    assert again.returncode == 1 and "more than max_failed_trials=0" in again.stderr, again.stderr
+    raised = aid2e_cli("resume", where, "--max-trials", "3", "--max-failed-trials", "50", cwd=tmp_path)
+    assert raised.returncode == 0, raised.stderr[-2000:]
+    scheduler = aid2e.AxScheduler.resume(where)
+    assert len(scheduler.trials) >= saved + 3
+    assert scheduler.config.max_failed_trials == 50       # the raised limit is the campaign's from now on

@@ -487,7 +487,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .ax_scheduler import AxScheduler  # Ax loads here, only for this command
 
     _quiet_ax()
-    config = {} if args.monitoring_interval is None else {"monitoring_interval": args.monitoring_interval}
+    given = {"monitoring_interval": args.monitoring_interval, "max_failed_trials": args.max_failed_trials,
+             "tolerated_failure_rate": args.tolerated_failure_rate}
+    config = {key: value for key, value in given.items() if value is not None}   # over the saved settings
     total = _modules_of_campaign_file(args.path)
     scheduler = AxScheduler.resume(args.path, config=config)
     if args.max_trials is None:  # a file's campaign goes on to its max_trials
@@ -511,6 +513,11 @@ def _add_resume(subparsers: Any, common: argparse.ArgumentParser) -> None:
                              "file, what its max_trials still asks for; otherwise 0, only finish those)")
     resume.add_argument("--monitoring-interval", type=float, default=None, metavar="S",
                         help="seconds between status checks (default: as saved)")
+    resume.add_argument("--max-failed-trials", type=_count, default=None, metavar="N",
+                        help="stop launching once more than N trials failed or were penalized, the earlier ones "
+                             "counted (default: as saved; raise it to go on after such a stop)")
+    resume.add_argument("--tolerated-failure-rate", type=_rate, default=None, metavar="F",
+                        help="stop launching when failed / max(finished, 5) exceeds F, 0 to 1 (default: as saved)")
     resume.set_defaults(func=_cmd_resume)
 
 
@@ -709,6 +716,17 @@ def _add_campaign_files(subparsers: Any, common: argparse.ArgumentParser) -> Non
                     "into DIRECTORY, so that aid2e run works at once. Never overwrites a file.")
     starter.add_argument("directory", metavar="DIR", nargs="?", default=".", help="where (default: here)")
     starter.set_defaults(func=_cmd_init)
+
+
+def _rate(text: str) -> float:
+    """A failure rate for argparse: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value:g}")
+    return value
 
 
 def _count(text: str) -> int:
