@@ -208,8 +208,9 @@ def test_failed_python_script_message_leads_with_its_exception(tmp_path: Path) -
     _status(workdir, exit_code=1)
     (workdir / script.STDERR_FILE).write_text(TRACEBACK)
     result = script.read_result(workdir)
-    first_line = result.message.splitlines()[0]
-    assert first_line.startswith("script exited with code 1: ValueError: bad geometry (stderr: Traceback")
+    first, second, *tail = result.message.splitlines()
+    assert first == "script exited with code 1: ValueError: bad geometry"     # one line says what happened
+    assert second == "stderr (its end):" and tail[0] == "Traceback (most recent call last):"
     assert 'File "/work/objective.py", line 9' in result.message, "the tail still follows"
 
 
