@@ -211,8 +211,15 @@ def test_canceled_trial_leaves_no_container_running(engine, test_image, tmp_path
         deadline = time.time() + 30
         while not runner.poll([handle])[handle.native_id].is_final and time.time() < deadline:
             runner.wait([handle], 1.0)
-        still = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
-        assert name not in still.split(), f"container {name} still exists after cancel"
+        # the launcher runs the on-cancel command after the job is CANCELED: wait for its effect, bounded
+        # (without it the container would run its 300 s: busybox sh as PID 1 ignores SIGTERM)
+        deadline = time.time() + 30
+        still = [name]
+        while name in still and time.time() < deadline:
+            still = subprocess.run([engine, "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
+                                   text=True).stdout.split()
+            time.sleep(0.2)
+        assert name not in still, f"container {name} still exists 30 s after cancel"
     finally:
         runner.close()
 
